@@ -1,0 +1,161 @@
+"""Frozen copies of the SQL function files, and the command that makes them.
+
+`db/functions/<schema>/<name>.sql` is the only place a function is edited. A migration
+never reads those live files: `optiqoflow freeze -m "why"` copies every file that
+differs from its latest frozen copy into `db/migrations/frozen/<revision>/`, and writes
+an Alembic revision that applies exactly those copies (the sqitch "rework" idea). So
+history stays reproducible: upgrading an old database replays the functions as they
+were at each step, and a downgrade re-applies the previous copies (or drops a function
+that did not exist before).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any
+
+from receiver.paths import functions_dir, migrations_dir
+
+
+def frozen_root() -> Path:
+    return migrations_dir() / "frozen"
+
+
+def _revision_order() -> list[str]:
+    """Revision ids from base to head (a linear history)."""
+    from alembic.script import ScriptDirectory
+
+    from receiver.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("postgresql://unused"))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def source_files() -> dict[str, Path]:
+    """`schema/name.sql` -> file, for every function source."""
+    root = functions_dir()
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.glob("*/*.sql"))}
+
+
+def frozen_files(revision: str) -> dict[str, Path]:
+    root = frozen_root() / revision
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.glob("*/*.sql"))}
+
+
+def latest_frozen(before: str | None = None) -> dict[str, Path]:
+    """The newest frozen copy of each function, in revisions up to (not including) `before`."""
+    latest: dict[str, Path] = {}
+    for rev in _revision_order():
+        if rev == before:
+            break
+        latest.update(frozen_files(rev))
+    return latest
+
+
+def _run_sql(op: Any, text: str) -> None:
+    # the raw psycopg connection: no SQLAlchemy bind-parameter parsing of `:=` or `%`
+    op.get_bind().connection.driver_connection.execute(text)
+
+
+def apply_revision(op: Any, revision: str) -> None:
+    """Apply the frozen function copies of `revision` (helpers, `_` first, then the rest)."""
+    files = frozen_files(revision)
+    for key in sorted(files, key=lambda k: (not Path(k).name.startswith("_"), k)):
+        _run_sql(op, files[key].read_text())
+
+
+def revert_revision(op: Any, revision: str) -> None:
+    """Undo `revision`: re-apply each function's previous copy, or drop it if it had none."""
+    previous = latest_frozen(before=revision)
+    for key in frozen_files(revision):
+        if key in previous:
+            _run_sql(op, previous[key].read_text())
+        else:
+            schema, name = key[: -len(".sql")].split("/")
+            _run_sql(op, f'DROP FUNCTION IF EXISTS "{schema}"."{name}" CASCADE')
+
+
+def changed_sources() -> dict[str, Path]:
+    latest = latest_frozen()
+    return {
+        key: path
+        for key, path in source_files().items()
+        if key not in latest or latest[key].read_bytes() != path.read_bytes()
+    }
+
+
+_TEMPLATE = '''"""{message}
+
+Frozen function copies: {files}
+
+Revision ID: {revision}
+Revises: {down}
+Create Date: {date}
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from receiver.freeze import apply_revision, revert_revision
+
+revision = {revision!r}
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    apply_revision(op, revision)
+
+
+def downgrade() -> None:
+    revert_revision(op, revision)
+'''
+
+
+def freeze(message: str) -> str | None:
+    """Freeze every changed function file into a new revision; return its id (None if nothing changed)."""
+    changed = changed_sources()
+    if not changed:
+        return None
+    order = _revision_order()
+    down = order[-1] if order else None
+    number = len(order) + 1
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40] or "functions"
+    revision = f"{number:04d}_{slug}"
+    target = frozen_root() / revision
+    for key, path in changed.items():
+        dest = target / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+    (migrations_dir() / "versions" / f"{revision}.py").write_text(
+        _TEMPLATE.format(
+            message=message,
+            files=", ".join(sorted(changed)),
+            revision=revision,
+            down=down,
+            date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+    )
+    return revision
+
+
+def _run(args: argparse.Namespace) -> int:
+    revision = freeze(args.message)
+    if revision is None:
+        print("optiqoflow freeze: every function file matches its latest frozen copy")
+    else:
+        print(f"optiqoflow freeze: new revision {revision}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "freeze", help="(developers) freeze changed db/functions files into a new migration"
+    )
+    p.add_argument("-m", "--message", required=True, help="why the functions changed")
+    p.set_defaults(func=_run)
