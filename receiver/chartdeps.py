@@ -59,7 +59,7 @@ def _parse(sql_text: str) -> exp.Query:
         raise ChartSQLError(f"{len(statements)} statements, a chart runs one query")
     query = statements[0]
     if not isinstance(query, exp.Query):
-        raise ChartSQLError(f"not a query: {query.key.upper()}")
+        raise ChartSQLError(f"not a query (parsed as {query.key.upper()})")
     write = query.find(*_WRITES)
     if write is not None:
         raise ChartSQLError(f"a chart query must not write ({write.key.upper()})")
