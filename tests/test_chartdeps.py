@@ -86,6 +86,18 @@ READS: list[tuple[str, str, set[str]]] = [
         {"rooms"},
     ),
     (
+        "recursive CTE named like a synced table refers to itself",
+        """
+        WITH RECURSIVE zones(id, root) AS (
+            SELECT id, id FROM optiqoflow.rooms WHERE parent_id IS NULL
+            UNION ALL
+            SELECT r.id, z.root FROM optiqoflow.rooms r JOIN zones z ON r.parent_id = z.id
+        )
+        SELECT root, count(*) FROM zones GROUP BY root
+        """,
+        {"rooms"},
+    ),
+    (
         "chained CTEs, the last one named like a table",
         """
         WITH a AS (SELECT employee_id, sum(hours) h FROM optiqoflow.time_entries GROUP BY 1),
@@ -97,14 +109,14 @@ READS: list[tuple[str, str, set[str]]] = [
         {"time_entries", "absences"},
     ),
     (
-        "LEFT JOIN LATERAL: latest three audits per site",
+        "LEFT JOIN LATERAL aliased like a synced table: latest three audits per site",
         """
-        SELECT s.name, la.score, la.audited_at
+        SELECT s.name, feedback.score, feedback.audited_at
         FROM optiqoflow.sites s
         LEFT JOIN LATERAL (
             SELECT a.score, a.audited_at FROM optiqoflow.audits a
             WHERE a.site_id = s.id ORDER BY a.audited_at DESC LIMIT 3
-        ) la ON true
+        ) AS feedback ON true
         """,
         {"sites", "audits"},
     ),
