@@ -49,9 +49,11 @@ def _parse(sql_text: str) -> exp.Query:
     try:
         parsed = sqlglot.parse(sql_text, read="postgres")
     except SqlglotError as e:
-        first = (getattr(e, "errors", None) or [None])[0]  # str(e) holds ANSI highlights
-        where = f" at line {first['line']}, column {first['col']}" if first else ""
-        raise ChartSQLError(f"does not parse: {first['description'] if first else e}{where}") from e
+        message = str(e)  # several lines with ANSI highlights: keep the first error's words
+        if errors := getattr(e, "errors", None):
+            first = errors[0]
+            message = f"{first['description']} at line {first['line']}, column {first['col']}"
+        raise ChartSQLError(f"does not parse: {message}") from e
     statements = [s for s in parsed if s is not None]
     if not statements:
         raise ChartSQLError("empty query")
