@@ -13,6 +13,10 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
         CREATE ROLE service_role NOLOGIN BYPASSRLS;
     END IF;
+    -- group of the roles a DBA gives exactly one tenant (tenants.grant_tenant)
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'optiqoflow_tenant_reader') THEN
+        CREATE ROLE optiqoflow_tenant_reader NOLOGIN;
+    END IF;
 END
 $roles$;
 
@@ -24,7 +28,8 @@ COMMENT ON SCHEMA tenants IS 'optiqoflow: per-tenant views and per-tenant bookke
 REVOKE ALL ON SCHEMA optiqoflow FROM PUBLIC;
 REVOKE ALL ON SCHEMA tenants FROM PUBLIC;
 GRANT USAGE ON SCHEMA optiqoflow TO authenticated, service_role;
-GRANT USAGE ON SCHEMA tenants TO authenticated, service_role;
+GRANT USAGE ON SCHEMA tenants TO authenticated, service_role, optiqoflow_tenant_reader;
+GRANT USAGE ON SCHEMA optiqoflow TO optiqoflow_tenant_reader;
 
 -- Source table -> target table, and what to do with keys the target does not have.
 CREATE TABLE optiqoflow.table_mappings (
@@ -143,12 +148,31 @@ CREATE TABLE optiqoflow.sync_run_batches (
 COMMENT ON TABLE optiqoflow.sync_run_batches IS
     'The batches (by offset) a FULL_SYNC run has received: a batch that arrives again is a duplicate.';
 
+-- Roles that connect with SQL directly (a BI tool, a dashboard service), each given
+-- exactly one tenant by a DBA (tenants.grant_tenant). A role reads only its own row,
+-- and nobody but the owner and service_role writes here: a session cannot widen its
+-- tenant by anything it can set itself (PITFALLS 13).
+CREATE TABLE tenants.role_tenants (
+    role_name  name PRIMARY KEY,
+    tenant_id  uuid NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tenants.role_tenants IS
+    'The one tenant each directly-connecting role may read (set with tenants.grant_tenant). Each role sees only its own row.';
+ALTER TABLE tenants.role_tenants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_row ON tenants.role_tenants FOR SELECT TO PUBLIC USING (role_name = current_user);
+REVOKE ALL ON tenants.role_tenants FROM PUBLIC;
+GRANT SELECT ON tenants.role_tenants TO authenticated, optiqoflow_tenant_reader;
+GRANT ALL ON tenants.role_tenants TO service_role;
+
 -- Per-tenant bookkeeping.
 CREATE TABLE tenants.tenant_column_access (
     tenant_id   uuid NOT NULL,
     table_name  text NOT NULL,
     columns     text[] NOT NULL DEFAULT '{}',
     updated_at  timestamptz NOT NULL DEFAULT now(),
+    view_regenerations   bigint NOT NULL DEFAULT 0,
+    views_regenerated_at timestamptz,
     CONSTRAINT tenant_column_access_pkey PRIMARY KEY (tenant_id, table_name)
 );
 COMMENT ON TABLE tenants.tenant_column_access IS

@@ -1,0 +1,24 @@
+CREATE OR REPLACE FUNCTION optiqoflow._ddl_lock(p_name text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- Take the transaction-scoped advisory lock for request-time DDL on `p_name`, under a
+-- short lock_timeout (setting optiqoflow.ddl_lock_timeout, default 2s) that stays in
+-- force for the DDL that follows: a push waiting behind a long dashboard query fails
+-- with a retryable 55P03 instead of freezing every reader queued behind it (PITFALLS 6).
+-- Returns the previous lock_timeout, for optiqoflow._ddl_unlock.
+DECLARE
+    v_previous text := current_setting('lock_timeout');
+BEGIN
+    PERFORM set_config('lock_timeout',
+                       coalesce(nullif(current_setting('optiqoflow.ddl_lock_timeout', true), ''), '2s'),
+                       true);
+    PERFORM pg_advisory_xact_lock(optiqoflow._lock_key(p_name));
+    RETURN v_previous;
+END
+$$;
+
+COMMENT ON FUNCTION optiqoflow._ddl_lock(text) IS
+    'Internal: advisory lock for request-time DDL on a named resource, with a short lock_timeout (optiqoflow.ddl_lock_timeout, default 2s); returns the previous lock_timeout.';
+REVOKE ALL ON FUNCTION optiqoflow._ddl_lock(text) FROM PUBLIC;
