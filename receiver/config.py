@@ -1,0 +1,204 @@
+"""The receiver's configuration: read once from the environment and checked at start-up.
+
+`ENVIRONMENT` is the single list of the variables the receiver reads; the README's
+configuration table is rendered from it (`environment_table()`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+MIB = 1024 * 1024
+STANDARD_SECRET_PREFIX = "whsec_"
+
+
+class EnvVar(NamedTuple):
+    name: str
+    default: str
+    description: str
+
+
+ENVIRONMENT: tuple[EnvVar, ...] = (
+    EnvVar(
+        "OPTIQO_WEBHOOK_SECRET",
+        "(required)",
+        "Current signing secret. Plain scheme: HMAC key = its UTF-8 bytes as written. "
+        "Standard Webhooks scheme: the base64 part after `whsec_`, else its UTF-8 bytes.",
+    ),
+    EnvVar(
+        "OPTIQO_WEBHOOK_PREVIOUS_SECRETS",
+        "(none)",
+        "Whitespace-separated older secrets still accepted during a rotation, in both schemes.",
+    ),
+    EnvVar(
+        "OPTIQO_MAX_BODY_BYTES",
+        str(16 * MIB),
+        "Largest accepted request body in bytes (16 MiB); a larger one gets 413 before "
+        "any signature check.",
+    ),
+    EnvVar(
+        "DATABASE_URL",
+        "(embedded)",
+        "libpq URL or conninfo of the database. Unset: `serve` starts an embedded "
+        "PostgreSQL in `$OPTIQOFLOW_DATA_DIR/pgdata` and migrates it.",
+    ),
+    EnvVar(
+        "OPTIQOFLOW_DATA_DIR",
+        "./.optiqoflow",
+        "Folder of the embedded PostgreSQL's data (kept across restarts); relative to "
+        "the working directory.",
+    ),
+    EnvVar(
+        "OPTIQO_READ_TIMEOUT_SECONDS",
+        "30",
+        "Time allowed to receive the whole request body; a slower body gets 408.",
+    ),
+    EnvVar(
+        "OPTIQO_TIMESTAMP_TOLERANCE_SECONDS",
+        "300",
+        "Standard Webhooks: largest accepted distance, either way, between "
+        "`webhook-timestamp` and the receiver's clock.",
+    ),
+    EnvVar("OPTIQO_POOL_MIN", "2", "Database connections kept open."),
+    EnvVar("OPTIQO_POOL_MAX", "10", "Most database connections open at once."),
+    EnvVar(
+        "OPTIQO_POOL_TIMEOUT_SECONDS",
+        "5",
+        "How long a delivery waits for a free connection before it gets 503.",
+    ),
+    EnvVar(
+        "OPTIQO_RETRY_AFTER_SECONDS",
+        "5",
+        "Value of the `Retry-After` header sent with every 503.",
+    ),
+    EnvVar(
+        "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS",
+        "30",
+        "On SIGTERM/SIGINT: how long in-flight deliveries may take to finish.",
+    ),
+)
+
+
+class ConfigError(Exception):
+    """The environment does not describe a receiver we can start."""
+
+
+@dataclass(frozen=True)
+class Config:
+    webhook_secret: str
+    previous_secrets: tuple[str, ...] = ()
+    max_body_bytes: int = 16 * MIB
+    database_url: str | None = None
+    data_dir: Path = Path(".optiqoflow")
+    read_timeout: float = 30.0
+    timestamp_tolerance: int = 300
+    pool_min: int = 2
+    pool_max: int = 10
+    pool_timeout: float = 5.0
+    retry_after: int = 5
+    shutdown_timeout: float = 30.0
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every accepted secret, the current one first."""
+        return (self.webhook_secret, *self.previous_secrets)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], cwd: Path | None = None) -> Config:
+        secret = env.get("OPTIQO_WEBHOOK_SECRET", "")
+        if not secret:
+            raise ConfigError(
+                "OPTIQO_WEBHOOK_SECRET is not set: the receiver refuses to start without "
+                "the secret that signs Optiqo's webhooks.\n"
+                "  export OPTIQO_WEBHOOK_SECRET='the secret configured at the sender'"
+            )
+        previous = tuple(env.get("OPTIQO_WEBHOOK_PREVIOUS_SECRETS", "").split())
+        for s in (secret, *previous):
+            check_secret(s)
+        data_dir = Path(env.get("OPTIQOFLOW_DATA_DIR") or ".optiqoflow")
+        if not data_dir.is_absolute():
+            data_dir = (cwd or Path.cwd()) / data_dir
+        config = cls(
+            webhook_secret=secret,
+            previous_secrets=previous,
+            max_body_bytes=_int(env, "OPTIQO_MAX_BODY_BYTES", 16 * MIB, minimum=1),
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=data_dir,
+            read_timeout=_float(env, "OPTIQO_READ_TIMEOUT_SECONDS", 30.0),
+            timestamp_tolerance=_int(env, "OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", 300, minimum=1),
+            pool_min=_int(env, "OPTIQO_POOL_MIN", 2, minimum=0),
+            pool_max=_int(env, "OPTIQO_POOL_MAX", 10, minimum=1),
+            pool_timeout=_float(env, "OPTIQO_POOL_TIMEOUT_SECONDS", 5.0),
+            retry_after=_int(env, "OPTIQO_RETRY_AFTER_SECONDS", 5, minimum=1),
+            shutdown_timeout=_float(env, "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS", 30.0),
+        )
+        if config.pool_min > config.pool_max:
+            raise ConfigError(
+                f"OPTIQO_POOL_MIN ({config.pool_min}) is larger than "
+                f"OPTIQO_POOL_MAX ({config.pool_max})"
+            )
+        return config
+
+
+def standard_webhooks_key(secret: str) -> bytes:
+    """The Standard Webhooks HMAC key of a secret: the base64 part of `whsec_...`, else
+    the secret's UTF-8 bytes. Raises ValueError when a `whsec_` secret is not base64."""
+    if not secret.startswith(STANDARD_SECRET_PREFIX):
+        return secret.encode()
+    encoded = secret[len(STANDARD_SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError("the part after whsec_ is not base64") from e
+    if not key:
+        raise ValueError("the part after whsec_ is empty")
+    return key
+
+
+def check_secret(secret: str) -> None:
+    try:
+        secret.encode()
+        standard_webhooks_key(secret)
+    except (UnicodeError, ValueError) as e:
+        raise ConfigError(
+            f"a webhook secret is not usable ({e}); set OPTIQO_WEBHOOK_SECRET and "
+            "OPTIQO_WEBHOOK_PREVIOUS_SECRETS to the secrets exactly as the sender has them"
+        ) from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below the smallest allowed value {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
+
+
+def environment_table() -> str:
+    """ENVIRONMENT as a Markdown table, for the README."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{v.name}` | {v.default} | {v.description} |" for v in ENVIRONMENT]
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Configuration from the environment (receiver.config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from receiver.config import ENVIRONMENT, Config, ConfigError, environment_table
+
+
+def test_secret_is_required_with_a_hint() -> None:
+    for env in ({}, {"OPTIQO_WEBHOOK_SECRET": ""}):
+        with pytest.raises(ConfigError, match="export OPTIQO_WEBHOOK_SECRET"):
+            Config.from_env(env)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    c = Config.from_env({"OPTIQO_WEBHOOK_SECRET": "s"}, cwd=tmp_path)
+    assert c.secrets == ("s",)
+    assert c.max_body_bytes == 16 * 1024 * 1024
+    assert c.database_url is None
+    assert c.data_dir == tmp_path / ".optiqoflow"
+    assert (c.read_timeout, c.timestamp_tolerance) == (30.0, 300)
+    assert (c.pool_min, c.pool_max) == (2, 10)
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    env = {
+        "OPTIQO_WEBHOOK_SECRET": " with spaces kept ",
+        "OPTIQO_WEBHOOK_PREVIOUS_SECRETS": " old1\n old2\told3 ",
+        "OPTIQO_MAX_BODY_BYTES": "1000",
+        "DATABASE_URL": "postgresql://u@h/db",
+        "OPTIQOFLOW_DATA_DIR": "/var/lib/optiqoflow",
+        "OPTIQO_READ_TIMEOUT_SECONDS": "2.5",
+        "OPTIQO_TIMESTAMP_TOLERANCE_SECONDS": "60",
+        "OPTIQO_POOL_MIN": "0",
+        "OPTIQO_POOL_MAX": "3",
+        "OPTIQO_POOL_TIMEOUT_SECONDS": "1",
+        "OPTIQO_RETRY_AFTER_SECONDS": "7",
+        "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS": "9",
+    }
+    assert set(env) == {v.name for v in ENVIRONMENT}
+    c = Config.from_env(env, cwd=tmp_path)
+    assert c.secrets == (" with spaces kept ", "old1", "old2", "old3")
+    assert c.max_body_bytes == 1000
+    assert c.database_url == "postgresql://u@h/db"
+    assert c.data_dir == Path("/var/lib/optiqoflow")
+    assert (c.read_timeout, c.timestamp_tolerance) == (2.5, 60)
+    assert (c.pool_min, c.pool_max, c.pool_timeout) == (0, 3, 1.0)
+    assert (c.retry_after, c.shutdown_timeout) == (7, 9.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OPTIQO_MAX_BODY_BYTES", "16MiB"),
+        ("OPTIQO_MAX_BODY_BYTES", "0"),
+        ("OPTIQO_READ_TIMEOUT_SECONDS", "-1"),
+        ("OPTIQO_READ_TIMEOUT_SECONDS", "nan"),
+        ("OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", "0"),
+        ("OPTIQO_POOL_MIN", "20"),  # above OPTIQO_POOL_MAX
+        ("OPTIQO_WEBHOOK_PREVIOUS_SECRETS", "whsec_!!notbase64"),
+        ("OPTIQO_WEBHOOK_SECRET", "whsec_"),
+        ("OPTIQO_WEBHOOK_SECRET", "bytes-\udcff"),  # not UTF-8 in the environment
+    ],
+)
+def test_bad_values_refuse_to_start(name: str, value: str) -> None:
+    env = {"OPTIQO_WEBHOOK_SECRET": "s", name: value}
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env(env)
+    assert name in str(refused.value)  # the message names what to fix
+
+
+def test_whsec_secret_may_be_unpadded() -> None:
+    Config.from_env({"OPTIQO_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS"})
+
+
+def test_environment_table_lists_every_variable() -> None:
+    table = environment_table()
+    for v in ENVIRONMENT:
+        assert f"`{v.name}`" in table
