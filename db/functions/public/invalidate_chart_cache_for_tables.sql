@@ -19,7 +19,6 @@ AS $$
 DECLARE
     v_entries bigint;
     v_charts  uuid[];
-    v_stale   uuid[];
 BEGIN
     IF p_tenant_id IS NULL OR p_tables IS NULL OR cardinality(p_tables) = 0 THEN
         RETURN jsonb_build_object('entries', 0, 'charts', '[]'::jsonb);

@@ -13,7 +13,7 @@ BEGIN
     IF current_user <> 'authenticated' THEN
         RETURN NULL;
     END IF;
-    RETURN nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'tenant_id';
+    RETURN (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'tenant_id')::uuid;
 EXCEPTION WHEN invalid_text_representation OR invalid_parameter_value THEN
     RETURN NULL;
 END

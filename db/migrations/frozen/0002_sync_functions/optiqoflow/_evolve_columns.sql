@@ -21,8 +21,8 @@ DECLARE
     v_key      text;
     v_types    jsonb;
     v_type     text;
-    v_added    text[] := '{}';
-    v_ignored  text[] := '{}';
+    v_added    text[] := ARRAY[]::text[];
+    v_ignored  text[] := ARRAY[]::text[];
     v_columns  text[];
 BEGIN
     SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO v_columns

@@ -28,7 +28,7 @@ DECLARE
     v_tenant    uuid;
     v_event_id  text;
     v_occurred  timestamptz;
-    v_keys      text[] := '{}';
+    v_keys      text[] := ARRAY[]::text[];
     v_new_keys  integer;
     v_result    jsonb;
     v_status    text;
