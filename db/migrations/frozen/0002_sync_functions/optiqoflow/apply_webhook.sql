@@ -67,6 +67,14 @@ BEGIN
             RAISE EXCEPTION 'the payload names no tenant'
                 USING ERRCODE = 'OF002', HINT = 'Send tenant_id in the envelope (or in record / old_record).';
         END IF;
+        -- record and old_record are checked here, records by _analyse_records
+        IF optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record') <> v_tenant
+           OR optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record') <> v_tenant THEN
+            RAISE EXCEPTION 'record or old_record belongs to another tenant than the payload'
+                USING ERRCODE = 'OF003',
+                      DETAIL = format('The payload is for tenant %s.', v_tenant),
+                      HINT = 'Every record of a payload must name the envelope''s tenant_id (or none).';
+        END IF;
 
         IF jsonb_typeof(p_payload -> 'occurred_at') = 'string' THEN
             BEGIN
