@@ -1,13 +1,524 @@
-"""`optiqoflow serve`: placeholder until the receiver lands (issue 2, item 4)."""
+"""The webhook receiver (CONTRACT section 2): verify, forward, map the answer.
+
+    POST /api/optiqo-webhook
+      1. refuse a compressed body (415): the signature covers the bytes as sent, and a
+         compressed body is never inflated here;
+      2. read the body, at most OPTIQO_MAX_BODY_BYTES (413) within the read timeout (408);
+      3. verify the signature on those raw bytes (401), before anything else;
+      4. strict JSON (jsonguard): a signed body that cannot become jsonb is kept as bytes
+         by optiqoflow.record_unusable_delivery, answered 400 or 422;
+      5. one call, optiqoflow.apply_webhook, whose answer decides 200 or 422;
+      6. database faults by SQLSTATE class: transient ones are 503 + Retry-After.
+    GET /healthz, /readyz, /metrics
+
+The receiver knows no table: everything about data lives in PL/pgSQL.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
+
+import psycopg
+from aiohttp import hdrs, web
+from multidict import MultiMapping
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from receiver.config import ENVIRONMENT, Config, ConfigError
+from receiver.jsonguard import Unusable, parse_payload
+from receiver.metrics import Metrics
+from receiver.signatures import STANDARD_ID_HEADER, Verifier
+
+WEBHOOK_PATH = "/api/optiqo-webhook"
+
+APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)"
+UNUSABLE_SQL = "SELECT optiqoflow.record_unusable_delivery($1::bytea, $2, $3)"
+READY_SQL = "SELECT version_num FROM public.alembic_version"
+
+# apply_webhook's answer -> HTTP status
+HTTP_STATUS = {"applied": 200, "duplicate": 200, "stale": 200, "refused": 422}
+
+# SQLSTATEs that mean "not now", not "never": 503 + Retry-After.
+# 08 connection, 40 rollback (serialization, deadlock), 53 resources, 57 operator
+# intervention (cancel, shutdown, starting up), 55P03 lock timeout, 25006 a read-only
+# standby (a failover in progress).
+TRANSIENT_CLASSES = ("08", "40", "53", "57")
+TRANSIENT_STATES = ("55P03", "25006")
+RETRY_STATES = ("40001", "40P01")  # retried here first: the statement was rolled back
+RETRIES = 3
+# the body was signed JSON but PostgreSQL's jsonb input refused it (\u0000, surrogates)
+UNSTORABLE_STATES = ("22P02", "22P05")
+
+DELIVERY_ID_HEADERS = (STANDARD_ID_HEADER, "x-webhook-id")
+MAX_DELIVERY_ID_CHARS = 255
+OPERATIONS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC")
+PARSE_IN_THREAD_BYTES = 1024 * 1024  # larger bodies are parsed off the event loop
+
+log = logging.getLogger("optiqoflow.receiver")
+
+
+@dataclass
+class Receiver:
+    """What the handlers share: built by make_app, the pool added at start-up."""
+
+    config: Config
+    verifier: Verifier
+    metrics: Metrics
+    expected_revision: str | None = None
+
+
+RECEIVER = web.AppKey("receiver", Receiver)
+POOL = web.AppKey("pool", AsyncConnectionPool)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    http_status: int
+    body: Mapping[str, Any]
+    status: str  # for logs and metrics: applied ... refused, unusable, invalid_signature ...
+    payload: Mapping[str, Any] | None = None
+    close: bool = False  # the rest of the request was not read: close the connection
+
+
+def runner_options(config: Config) -> dict[str, Any]:
+    """How the app is run (`web.run_app` / `web.AppRunner` keyword arguments)."""
+    return {
+        "shutdown_timeout": config.shutdown_timeout,  # in-flight deliveries may finish
+        "access_log": None,  # one structured line per delivery instead
+        "auto_decompress": False,  # bodies are refused compressed (415), never inflated
+        "handler_cancellation": False,  # a sender that hangs up does not abort a delivery
+    }
+
+
+def make_app(config: Config, *, expected_revision: str | None = None) -> web.Application:
+    """The receiver as an aiohttp application; its pool opens with the app.
+
+    `expected_revision` is what /readyz wants in public.alembic_version (default: the
+    head revision of the migrations shipped with this package)."""
+    if not config.database_url:
+        raise ValueError("make_app needs config.database_url")
+    app = web.Application(client_max_size=config.max_body_bytes)
+    app[RECEIVER] = Receiver(
+        config=config,
+        verifier=Verifier(config.secrets, config.timestamp_tolerance),
+        metrics=Metrics(),
+        expected_revision=expected_revision,
+    )
+    app.cleanup_ctx.append(_pool_context)
+    app.router.add_post(WEBHOOK_PATH, handle_webhook)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_readyz)
+    app.router.add_get("/metrics", handle_metrics)
+    return app
+
+
+async def _pool_context(app: web.Application) -> AsyncIterator[None]:
+    rcv = app[RECEIVER]
+    config = rcv.config
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        config.database_url or "",
+        min_size=config.pool_min,
+        max_size=config.pool_max,
+        timeout=config.pool_timeout,
+        # one statement per delivery, committed when it returns; $1 placeholders
+        kwargs={
+            "autocommit": True,
+            "cursor_factory": psycopg.AsyncRawCursor,
+            "client_encoding": "UTF8",
+            "application_name": "optiqoflow-receiver",
+        },
+        check=AsyncConnectionPool.check_connection,  # a restarted server: no stale sockets
+        name="optiqoflow",
+        open=False,
+    )
+    await pool.open(wait=False)  # an unreachable database is 503 and /readyz, not a crash
+    app[POOL] = pool
+    rcv.metrics.watch_pool(pool.get_stats)
+    try:
+        yield
+    finally:
+        rcv.metrics.watch_pool(None)
+        await pool.close()
+
+
+# --- POST /api/optiqo-webhook ---------------------------------------------------------
+
+
+async def handle_webhook(request: web.Request) -> web.Response:
+    rcv = request.app[RECEIVER]
+    started = time.perf_counter()
+    try:
+        outcome = await _deliver(request, rcv)
+    except Exception:
+        log.exception("unexpected error while handling a delivery")
+        outcome = Outcome(500, {"error": "internal error"}, "error")
+    duration = time.perf_counter() - started
+    _account(rcv, request, outcome, duration)
+    headers = {}
+    if outcome.http_status == 503:
+        headers[hdrs.RETRY_AFTER] = str(rcv.config.retry_after)
+    response = web.json_response(outcome.body, status=outcome.http_status, headers=headers)
+    if outcome.close:
+        response.force_close()
+    return response
+
+
+async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
+    config = rcv.config
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return Outcome(
+            415,
+            {
+                "error": f"Content-Encoding {encoding!r} is not accepted: send the body as signed, uncompressed"
+            },
+            "unsupported_encoding",
+            close=True,
+        )
+    too_large = Outcome(
+        413, {"error": f"body larger than {config.max_body_bytes} bytes"}, "too_large", close=True
+    )
+    if (request.content_length or 0) > config.max_body_bytes:
+        return too_large
+    try:
+        async with asyncio.timeout(config.read_timeout):
+            body = await _read_at_most(request, config.max_body_bytes)
+    except TimeoutError:
+        return Outcome(
+            408,
+            {"error": f"body not received within {config.read_timeout:g} s"},
+            "timeout",
+            close=True,
+        )
+    if body is None:
+        return too_large
+
+    verdict = rcv.verifier.verify(request.headers, body)
+    if not verdict.ok:
+        rcv.metrics.signature_failures.labels(verdict.scheme, verdict.reason).inc()
+        return Outcome(401, {"error": "invalid signature"}, "invalid_signature")
+
+    # signed: from here on every answer is backed by a row in webhook_logs
+    try:
+        delivery_id = _delivery_id(request.headers)
+    except Unusable as unusable:
+        return await _record_unusable(request, body, None, unusable)
+    try:
+        if len(body) > PARSE_IN_THREAD_BYTES:
+            payload = await asyncio.to_thread(parse_payload, body)
+        else:
+            payload = parse_payload(body)
+    except Unusable as unusable:
+        return await _record_unusable(request, body, delivery_id, unusable)
+    return await _apply(request, body, payload, delivery_id)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past `limit` bytes."""
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _delivery_id(headers: MultiMapping[str]) -> str | None:
+    """`webhook-id`, else `x-webhook-id`, else None; a malformed one is Unusable (400)."""
+    for name in DELIVERY_ID_HEADERS:
+        values = headers.getall(name, [])
+        if not values:
+            continue
+        value = values[0]
+        ok = (
+            len(values) == 1
+            and 0 < len(value) <= MAX_DELIVERY_ID_CHARS
+            and value.isprintable()  # also refuses the surrogates of non-UTF-8 bytes
+        )
+        if not ok:
+            raise Unusable(
+                f"malformed {name} header (1 to {MAX_DELIVERY_ID_CHARS} printable characters)"
+            )
+        return value
+    return None
+
+
+async def _apply(
+    request: web.Request,
+    body: bytes,
+    payload: Mapping[str, Any],
+    delivery_id: str | None,
+) -> Outcome:
+    pool = request.app[POOL]
+    try:
+        answer = await _call(pool, APPLY_SQL, (body.decode(), delivery_id))
+    except psycopg.Error as e:
+        if e.sqlstate in UNSTORABLE_STATES:
+            reason = f"PostgreSQL cannot store the body as jsonb: {e.diag.message_primary}"
+            return await _record_unusable(request, body, delivery_id, Unusable(reason, 422))
+        return _database_fault(e)
+    status = answer.get("status") if isinstance(answer, dict) else None
+    if not isinstance(answer, dict) or status not in HTTP_STATUS:
+        log.error("apply_webhook answered something unexpected: %.300r", answer)
+        return Outcome(500, {"error": "internal error"}, "error", payload)
+    return Outcome(HTTP_STATUS[status], answer, status, payload)
+
+
+async def _record_unusable(
+    request: web.Request,
+    body: bytes,
+    delivery_id: str | None,
+    unusable: Unusable,
+) -> Outcome:
+    try:
+        log_id = await _call(request.app[POOL], UNUSABLE_SQL, (body, delivery_id, unusable.reason))
+    except psycopg.Error as e:
+        return _database_fault(e)
+    return Outcome(unusable.status, {"error": unusable.reason, "log_id": log_id}, "unusable")
+
+
+async def _call(pool: AsyncConnectionPool[Any], query: str, params: tuple[Any, ...]) -> Any:
+    """Run one single-statement, autocommit call; its value once it has committed.
+
+    A serialization failure or deadlock rolled the statement back: retried a few times
+    after a short jittered pause, without holding a connection meanwhile."""
+    attempt = 0
+    while True:
+        try:
+            async with pool.connection() as conn:
+                cursor = await conn.execute(query, params)
+                row = await cursor.fetchone()
+            return row[0] if row else None
+        except psycopg.Error as e:
+            if e.sqlstate not in RETRY_STATES or attempt >= RETRIES:
+                raise
+        attempt += 1
+        await asyncio.sleep(0.01 * 2**attempt * random.uniform(0.5, 1.5))
+
+
+def _database_fault(e: psycopg.Error) -> Outcome:
+    state = e.sqlstate
+    if is_transient(e):
+        log.warning("database unavailable (%s): %s", state or e.__class__.__name__, _first_line(e))
+        return Outcome(503, {"error": "database unavailable, retry later"}, "unavailable")
+    log.error("database error %s", state, exc_info=e)
+    return Outcome(500, {"error": "internal error"}, "error")
+
+
+def is_transient(e: psycopg.Error) -> bool:
+    """A fault that a later retry of the same delivery can get past."""
+    state = e.sqlstate
+    if state is None:  # no answer from a server: connect failed, pool timeout, lost socket
+        return isinstance(e, psycopg.OperationalError)
+    return state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_STATES
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).split("\n", 1)[0][:300]
+
+
+def _account(rcv: Receiver, request: web.Request, outcome: Outcome, duration: float) -> None:
+    """One metrics update and one structured log line per delivery (never the body)."""
+    answer, payload = outcome.body, outcome.payload or {}
+    table = _label(answer.get("table"))
+    operation = payload.get("type") if payload.get("type") in OPERATIONS else None
+    rcv.metrics.deliveries.labels(table or "", operation or "", outcome.status).inc()
+    rcv.metrics.duration.labels(outcome.status).observe(duration)
+    fields: dict[str, Any] = {
+        "event": "delivery",
+        "status": outcome.status,
+        "http_status": outcome.http_status,
+        "table": table,
+        "operation": operation,
+        "tenant": _label(answer.get("tenant_id")) or _label(payload.get("tenant_id")),
+        "rows": answer.get("rows"),
+        "log_id": answer.get("log_id"),
+        "sqlstate": answer.get("sqlstate"),
+        "delivery_id": _label(request.headers.get(STANDARD_ID_HEADER))
+        or _label(request.headers.get("x-webhook-id")),
+        "bytes": request.content_length,
+        "duration_ms": round(duration * 1000, 2),
+    }
+    if outcome.http_status >= 400:
+        fields["error"] = str(answer.get("error", ""))[:300]
+    level = (
+        logging.ERROR if outcome.http_status >= 500 and outcome.http_status != 503 else logging.INFO
+    )
+    log.log(level, "delivery %s", outcome.status, extra={"fields": fields})
+
+
+def _label(value: Any) -> str | None:
+    """A short printable string from a payload or answer, else None (logs, metrics)."""
+    if isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable():
+        return value
+    return None
+
+
+# --- GET /healthz, /readyz, /metrics --------------------------------------------------
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def handle_readyz(request: web.Request) -> web.Response:
+    rcv = request.app[RECEIVER]
+    try:
+        expected = rcv.expected_revision or _head_revision()
+    except Exception:
+        log.exception("cannot determine the migrations' head revision")
+        return web.json_response({"status": "not ready", "reason": "no head revision"}, status=503)
+    rcv.expected_revision = expected
+    try:
+        async with request.app[POOL].connection() as conn:
+            cursor = await conn.execute(READY_SQL)
+            found = sorted(str(row[0]) for row in await cursor.fetchall())
+    except psycopg.errors.UndefinedTable:
+        found = []
+    except psycopg.Error as e:
+        reason = f"database unreachable: {e.sqlstate or e.__class__.__name__}"
+        return web.json_response({"status": "not ready", "reason": reason}, status=503)
+    if found != [expected]:
+        return web.json_response(
+            {
+                "status": "not ready",
+                "reason": "database not migrated to head",
+                "database_revision": found,
+                "expected_revision": expected,
+            },
+            status=503,
+        )
+    return web.json_response({"status": "ready", "revision": expected})
+
+
+def _head_revision() -> str:
+    from receiver.migrate import head_revision  # alembic: loaded on first use only
+
+    return head_revision()
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    data = generate_latest(request.app[RECEIVER].metrics.registry)
+    return web.Response(body=data, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
+
+
+# --- optiqoflow serve -----------------------------------------------------------------
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line; a record's `fields` (extra=) are merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def redacted(dsn: str) -> str:
+    """A connection string fit for a log: the password replaced."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "(unparsable connection string)"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo("", **params)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def serve(config: Config, host: str, port: int) -> None:
+    """Run the receiver until SIGTERM/SIGINT; start (and stop) the embedded PostgreSQL
+    when no DATABASE_URL is configured."""
+    from receiver import migrate  # alembic is only needed here
+    from receiver.embedded import EmbeddedPostgres, start_embedded
+
+    # before aiohttp installs its own handlers: SIGTERM must still run the finally below
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    embedded: EmbeddedPostgres | None = None
+    try:
+        dsn = config.database_url
+        if dsn is None:
+            pgdata = (config.data_dir / "pgdata").resolve()
+            already_running = EmbeddedPostgres(pgdata, 0).is_running()
+            server = start_embedded(pgdata)
+            embedded = None if already_running else server
+            dsn = server.dsn
+            log.info(
+                "embedded PostgreSQL at %s (psql '%s'), data in %s",
+                dsn,
+                dsn,
+                pgdata,
+                extra={"fields": {"dsn": dsn, "data_dir": str(pgdata)}},
+            )
+        else:
+            log.info("database %s", redacted(dsn))
+        migrate.upgrade(dsn)
+        log.info(
+            "database migrated; receiver listening on http://%s:%d%s", host, port, WEBHOOK_PATH
+        )
+        web.run_app(
+            make_app(replace(config, database_url=dsn)),
+            host=host,
+            port=port,
+            print=None,
+            handle_signals=True,
+            **runner_options(config),
+        )
+        log.info("receiver stopped")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            log.info("embedded PostgreSQL stopped")
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as e:
+        print(f"optiqoflow serve: {e}", file=sys.stderr)
+        return 2
+    serve(config, args.host, args.port)
+    return 0
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("serve", help="run the webhook receiver")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.set_defaults(func=lambda args: (_ for _ in ()).throw(SystemExit("serve: not built yet")))
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the webhook receiver",
+        description="Run the webhook receiver (POST /api/optiqo-webhook).",
+        epilog="environment:\n"
+        + "\n".join(
+            f"  {v.name} (default {v.default})\n      {v.description}" for v in ENVIRONMENT
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.set_defaults(func=_serve_command)

@@ -1,0 +1,63 @@
+"""Prometheus metrics of one receiver app, in a registry of its own (several apps can
+live in one process, as in the tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+# pool statistics exported as gauges, from psycopg_pool's get_stats()
+_POOL_GAUGES = {
+    "pool_size": "Connections open (idle or in use).",
+    "pool_available": "Connections idle in the pool.",
+    "requests_waiting": "Deliveries waiting for a connection.",
+    "pool_max": "Most connections the pool may open.",
+}
+
+
+class _PoolCollector(Collector):
+    def __init__(self, stats: Callable[[], Mapping[str, int] | None]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._stats()
+        if stats is None:
+            return
+        for key, doc in _POOL_GAUGES.items():
+            yield GaugeMetricFamily(f"optiqoflow_db_{key}", doc, value=stats.get(key, 0))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "optiqoflow_deliveries",
+            "Deliveries by target table, operation and outcome.",
+            ["table", "operation", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "optiqoflow_delivery_duration_seconds",
+            "Time from the request's arrival to the answer, by outcome.",
+            ["status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.signature_failures = Counter(
+            "optiqoflow_signature_failures",
+            "Requests refused with 401, by scheme and reason.",
+            ["scheme", "reason"],
+            registry=self.registry,
+        )
+        self._pool_stats: Callable[[], Mapping[str, int]] | None = None
+        self.registry.register(_PoolCollector(self._current_pool_stats))
+
+    def watch_pool(self, stats: Callable[[], Mapping[str, int]] | None) -> None:
+        """Export the pool's statistics (None: the pool is closed)."""
+        self._pool_stats = stats
+
+    def _current_pool_stats(self) -> Mapping[str, int] | None:
+        return self._pool_stats() if self._pool_stats is not None else None
