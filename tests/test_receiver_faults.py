@@ -1,0 +1,211 @@
+"""The receiver when PostgreSQL goes away, and `optiqoflow serve` as a process:
+start-up checks, graceful shutdown, the embedded database.
+
+Tests that stop or kill PostgreSQL use `own_server`, never the shared one (PITFALLS 14).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from receiver_helpers import SECRET, receiver_config, serving, signed_headers, zone_payload
+
+from receiver.embedded import EmbeddedPostgres, free_port
+from receiver.server import WEBHOOK_PATH
+
+
+async def test_database_stopped_killed_and_back(own_server: EmbeddedPostgres) -> None:
+    dsn = own_server.dsn
+    async with serving(receiver_config(dsn, pool_min=1, pool_timeout=1.0)) as ep:
+        assert (await ep.post(zone_payload(str(uuid.uuid4())))).status == 200
+        assert (await ep.get("/readyz")).status == 200
+
+        await asyncio.to_thread(own_server.stop)
+        down = await ep.post(zone_payload(str(uuid.uuid4())))
+        assert down.status == 503
+        assert down.headers["Retry-After"] == "7"
+        assert (await ep.get("/readyz")).status == 503
+        assert (await ep.get("/healthz")).status == 200
+
+        await asyncio.to_thread(own_server.start)
+        back = await ep.post(zone_payload(str(uuid.uuid4())))
+        assert (back.status, back.body["status"]) == (200, "applied")
+
+        # killed while a delivery is inside the database: never a 2xx, nothing committed
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("CREATE TABLE public.test_marker (n int)")
+            c.execute(
+                """CREATE OR REPLACE FUNCTION optiqoflow.apply_webhook(p_payload jsonb, p_delivery_id text DEFAULT NULL)
+                   RETURNS jsonb LANGUAGE plpgsql AS $$
+                   BEGIN
+                       INSERT INTO public.test_marker VALUES (1);
+                       PERFORM pg_sleep(30);
+                       RETURN '{"status": "applied", "table": "zones", "rows": 1, "log_id": 0}';
+                   END $$"""
+            )
+        inflight = asyncio.create_task(ep.post(zone_payload(str(uuid.uuid4()))))
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(own_server.kill)
+        lost = await asyncio.wait_for(inflight, 20)
+        assert lost.status == 503
+        assert lost.headers["Retry-After"] == "7"
+
+    await asyncio.to_thread(own_server.start)
+    with psycopg.connect(dsn) as c:
+        assert c.execute("SELECT count(*) FROM public.test_marker").fetchone() == (0,)
+
+
+# --- optiqoflow serve, as a process -------------------------------------------------------
+
+
+def serve_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTIQO", "DATABASE_URL"))}
+    env.update({"OPTIQO_WEBHOOK_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+@pytest.fixture
+def start_serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "receiver.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(proc)
+        return proc, port
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(port: int, path: str, proc: subprocess.Popen[str], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited {proc.returncode}: {proc.communicate()[1][-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never answered 200")
+
+
+def post(port: int, payload: dict[str, Any], delivery_id: str | None = None) -> tuple[int, Any]:
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{WEBHOOK_PATH}",
+        data=body,
+        headers=signed_headers(body, "plain", delivery_id=delivery_id),
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
+    env = serve_env()
+    del env["OPTIQO_WEBHOOK_SECRET"]
+    done = subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "OPTIQO_WEBHOOK_SECRET is not set" in done.stderr
+    assert "export OPTIQO_WEBHOOK_SECRET=" in done.stderr
+
+
+def test_sigterm_lets_the_delivery_in_flight_finish(db_dsn: str, start_serve: Any) -> None:
+    proc, port = start_serve(serve_env(DATABASE_URL=db_dsn))
+    wait_for(port, "/readyz", proc)
+    assert post(port, zone_payload(str(uuid.uuid4())))[0] == 200
+
+    async def run() -> tuple[int, Any]:
+        slow_payload = zone_payload(str(uuid.uuid4()))
+        with psycopg.connect(db_dsn, autocommit=True) as c:  # the next delivery takes 1.5 s
+            c.execute(
+                """CREATE OR REPLACE FUNCTION optiqoflow.apply_webhook(p_payload jsonb, p_delivery_id text DEFAULT NULL)
+                   RETURNS jsonb LANGUAGE plpgsql AS $$
+                   BEGIN
+                       PERFORM pg_sleep(1.5);
+                       RETURN '{"status": "applied", "table": "zones", "rows": 1, "log_id": 0}';
+                   END $$"""
+            )
+        inflight = asyncio.create_task(asyncio.to_thread(post, port, slow_payload))
+        await asyncio.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        return await inflight
+
+    status, answer = asyncio.run(run())
+    assert (status, answer["status"]) == (200, "applied")
+    assert proc.wait(timeout=20) == 0
+    stderr = proc.communicate()[1]
+    deliveries = [json.loads(line) for line in stderr.splitlines() if '"event": "delivery"' in line]
+    assert [d["status"] for d in deliveries] == ["applied", "applied"]
+    assert SECRET not in stderr
+
+
+def test_serve_without_database_url_runs_an_embedded_postgresql(
+    tmp_path: Path, start_serve: Any
+) -> None:
+    env = serve_env(OPTIQOFLOW_DATA_DIR=str(tmp_path / "state"))
+    tenant, delivery = str(uuid.uuid4()), f"dlv-{uuid.uuid4()}"
+    payload = zone_payload(tenant)
+
+    proc, port = start_serve(env)
+    wait_for(port, "/readyz", proc)
+    assert post(port, payload, delivery)[1]["status"] == "applied"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    stderr = proc.communicate()[1]
+    assert "embedded PostgreSQL at postgresql://" in stderr
+    pgdata = tmp_path / "state" / "pgdata"
+    assert not EmbeddedPostgres(pgdata, 0).is_running()  # stopped with the receiver
+
+    proc, port = start_serve(env)  # data survives the restart
+    wait_for(port, "/readyz", proc)
+    assert post(port, payload, delivery)[1]["status"] == "duplicate"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
