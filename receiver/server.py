@@ -33,6 +33,7 @@ from typing import Any
 
 import psycopg
 from aiohttp import hdrs, web
+from aiohttp.http import HttpProcessingError
 from multidict import MultiMapping
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -67,6 +68,7 @@ DELIVERY_ID_HEADERS = (STANDARD_ID_HEADER, "x-webhook-id")
 MAX_DELIVERY_ID_CHARS = 255
 OPERATIONS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC")
 PARSE_IN_THREAD_BYTES = 1024 * 1024  # larger bodies are parsed off the event loop
+READY_TIMEOUT = 2.0  # seconds /readyz waits for a connection
 
 log = logging.getLogger("optiqoflow.receiver")
 
@@ -92,6 +94,7 @@ class Outcome:
     status: str  # for logs and metrics: applied ... refused, unusable, invalid_signature ...
     payload: Mapping[str, Any] | None = None
     close: bool = False  # the rest of the request was not read: close the connection
+    detail: str | None = None  # for the log line only
 
 
 def runner_options(config: Config) -> dict[str, Any]:
@@ -204,13 +207,16 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
             "timeout",
             close=True,
         )
+    except (ConnectionError, HttpProcessingError):  # the sender hung up, or broke the framing
+        return Outcome(400, {"error": "request body incomplete"}, "incomplete", close=True)
     if body is None:
         return too_large
 
     verdict = rcv.verifier.verify(request.headers, body)
     if not verdict.ok:
         rcv.metrics.signature_failures.labels(verdict.scheme, verdict.reason).inc()
-        return Outcome(401, {"error": "invalid signature"}, "invalid_signature")
+        why = f"{verdict.scheme} scheme: {verdict.reason}"  # logged, never answered
+        return Outcome(401, {"error": "invalid signature"}, "invalid_signature", detail=why)
 
     # signed: from here on every answer is backed by a row in webhook_logs
     try:
@@ -354,7 +360,7 @@ def _account(rcv: Receiver, request: web.Request, outcome: Outcome, duration: fl
         "duration_ms": round(duration * 1000, 2),
     }
     if outcome.http_status >= 400:
-        fields["error"] = str(answer.get("error", ""))[:300]
+        fields["error"] = outcome.detail or str(answer.get("error", ""))[:300]
     level = (
         logging.ERROR if outcome.http_status >= 500 and outcome.http_status != 503 else logging.INFO
     )
@@ -384,7 +390,7 @@ async def handle_readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "not ready", "reason": "no head revision"}, status=503)
     rcv.expected_revision = expected
     try:
-        async with request.app[POOL].connection() as conn:
+        async with request.app[POOL].connection(timeout=READY_TIMEOUT) as conn:
             cursor = await conn.execute(READY_SQL)
             found = sorted(str(row[0]) for row in await cursor.fetchall())
     except psycopg.errors.UndefinedTable:

@@ -157,6 +157,35 @@ async def test_stalled_body_is_408(no_db: tuple[Endpoint, list[int]]) -> None:
     assert attempts == []
 
 
+async def test_sender_hanging_up_mid_body_is_no_error(
+    no_db: tuple[Endpoint, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    ep, attempts = no_db
+    _, writer = await asyncio.open_connection("127.0.0.1", ep.port)
+    writer.write(
+        http_post(WEBHOOK_PATH, [(b"x-webhook-signature", b"0" * 64)], b'{"a":', length=100)
+    )
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.3)
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert (await ep.get("/healthz")).status == 200
+    assert attempts == []
+
+
+async def test_401_log_line_says_why(
+    no_db: tuple[Endpoint, list[int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    ep, _ = no_db
+    caplog.set_level("INFO", logger="optiqoflow.receiver")
+    body = b'{"a": 1}'
+    h = signed_headers(body, "standard")
+    h["webhook-timestamp"] = "1000000000"
+    assert (await ep.post(body, scheme=None, headers=h)).status == 401
+    (line,) = [r for r in caplog.records if r.getMessage() == "delivery invalid_signature"]
+    assert line.fields["error"] == "standard scheme: timestamp"  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "GZIP "])
 async def test_compressed_body_is_415_whatever_the_signature(
     no_db: tuple[Endpoint, list[int]], encoding: str
