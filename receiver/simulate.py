@@ -487,6 +487,8 @@ class OwnDestination:
             DATABASE_URL=self.server.dsn,
             OPTIQO_WEBHOOK_SECRET=secret,
             OPTIQO_RETRY_AFTER_SECONDS="1",
+            # shorter than a restart's downtime, so deliveries meet 503s, not only waits
+            OPTIQO_POOL_TIMEOUT_SECONDS="1",
             OPTIQO_POOL_MAX="16",
         )
         self.log = open(Path(self._tmp.name) / "receiver.log", "wb")  # noqa: SIM115
