@@ -457,9 +457,12 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def serve(config: Config, host: str, port: int) -> None:
-    """Run the receiver until SIGTERM/SIGINT; start (and stop) the embedded PostgreSQL
-    when no DATABASE_URL is configured."""
-    from receiver import migrate  # alembic is only needed here
+    """Run the receiver until SIGTERM/SIGINT.
+
+    Without DATABASE_URL: start the embedded PostgreSQL (data in OPTIQOFLOW_DATA_DIR,
+    kept across restarts), migrate it to head, and stop it again on the way out. With
+    DATABASE_URL the database is served as it is: migrating it is `optiqoflow migrate`'s
+    job, with a role that may run DDL; /readyz says 503 until it is at head."""
     from receiver.embedded import EmbeddedPostgres, start_embedded
 
     # before aiohttp installs its own handlers: SIGTERM must still run the finally below
@@ -468,24 +471,25 @@ def serve(config: Config, host: str, port: int) -> None:
     try:
         dsn = config.database_url
         if dsn is None:
+            from receiver import migrate  # alembic is only needed here
+
             pgdata = (config.data_dir / "pgdata").resolve()
             already_running = EmbeddedPostgres(pgdata, 0).is_running()
             server = start_embedded(pgdata)
-            embedded = None if already_running else server
+            embedded = None if already_running else server  # not ours to stop otherwise
             dsn = server.dsn
             log.info(
-                "embedded PostgreSQL at %s (psql '%s'), data in %s",
+                "embedded PostgreSQL ready at %s (psql '%s'), data in %s",
                 dsn,
                 dsn,
                 pgdata,
                 extra={"fields": {"dsn": dsn, "data_dir": str(pgdata)}},
             )
+            migrate.upgrade(dsn)
+            log.info("embedded PostgreSQL migrated to head")
         else:
-            log.info("database %s", redacted(dsn))
-        migrate.upgrade(dsn)
-        log.info(
-            "database migrated; receiver listening on http://%s:%d%s", host, port, WEBHOOK_PATH
-        )
+            log.info("database %s", redacted(dsn), extra={"fields": {"dsn": redacted(dsn)}})
+        log.info("receiver listening on http://%s:%d%s", host, port, WEBHOOK_PATH)
         web.run_app(
             make_app(replace(config, database_url=dsn)),
             host=host,

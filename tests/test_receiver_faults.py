@@ -113,17 +113,22 @@ def start_serve(tmp_path: Path) -> Iterator[Any]:
 
 def wait_for(port: int, path: str, proc: subprocess.Popen[str], seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
+    last: object = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"serve exited {proc.returncode}: {proc.communicate()[1][-3000:]}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2):
+                return
+        except urllib.error.HTTPError as e:
+            last = (e.code, e.read())
+        except (urllib.error.URLError, ConnectionError) as e:
+            last = e
         time.sleep(0.1)
-    raise AssertionError(f"{path} never answered 200")
+    proc.kill()
+    raise AssertionError(
+        f"{path} never answered 200 (last: {last}): {proc.communicate()[1][-3000:]}"
+    )
 
 
 def post(port: int, payload: dict[str, Any], delivery_id: str | None = None) -> tuple[int, Any]:
@@ -200,7 +205,7 @@ def test_serve_without_database_url_runs_an_embedded_postgresql(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     stderr = proc.communicate()[1]
-    assert "embedded PostgreSQL at postgresql://" in stderr
+    assert "embedded PostgreSQL ready at postgresql://" in stderr
     pgdata = tmp_path / "state" / "pgdata"
     assert not EmbeddedPostgres(pgdata, 0).is_running()  # stopped with the receiver
 
@@ -209,3 +214,17 @@ def test_serve_without_database_url_runs_an_embedded_postgresql(
     assert post(port, payload, delivery)[1]["status"] == "duplicate"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
+
+
+def test_serve_leaves_a_database_url_unmigrated(empty_db_dsn: str, start_serve: Any) -> None:
+    # migrating is `optiqoflow migrate`'s job (a role that may run DDL); serve only says so
+    proc, port = start_serve(serve_env(DATABASE_URL=empty_db_dsn))
+    wait_for(port, "/healthz", proc)
+    with pytest.raises(urllib.error.HTTPError) as not_ready:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    assert not_ready.value.code == 503
+    assert json.loads(not_ready.value.read())["reason"] == "database not migrated to head"
+    with psycopg.connect(empty_db_dsn) as c:
+        assert c.execute("SELECT to_regclass('public.alembic_version')").fetchone() == (None,)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
