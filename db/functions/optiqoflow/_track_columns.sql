@@ -34,7 +34,7 @@ BEGIN
     INSERT INTO tenants.tenant_column_access AS t (tenant_id, table_name, columns, updated_at)
     VALUES (p_tenant_id, p_table, v_pushed, now())
     ON CONFLICT (tenant_id, table_name) DO UPDATE
-       SET columns = ARRAY(SELECT DISTINCT c FROM unnest(t.columns || EXCLUDED.columns) c ORDER BY c),
+       SET columns = optiqoflow._sorted_union(t.columns, EXCLUDED.columns),   -- no subquery here: Citus
            updated_at = EXCLUDED.updated_at;
 
     PERFORM tenants.regenerate_tenant_views(p_tenant_id, p_table);

@@ -8,9 +8,21 @@ AS $$
 -- force for the DDL that follows: a push waiting behind a long dashboard query fails
 -- with a retryable 55P03 instead of freezing every reader queued behind it (PITFALLS 6).
 -- Returns the previous lock_timeout, for optiqoflow._ddl_unlock.
+-- Where DDL is not possible (a Citus worker running optiqoflow.apply_tenant_webhook sets
+-- optiqoflow.ddl_forbidden), it raises 55OF1 instead, before any DDL starts.
 DECLARE
     v_previous text := current_setting('lock_timeout');
 BEGIN
+    IF current_setting('optiqoflow.ddl_forbidden', true) = 'on' THEN
+        RAISE EXCEPTION 'this delivery needs a schema change (%), which only the coordinator can make', p_name
+            USING ERRCODE = '55OF1',
+                  HINT = 'Repeat it on the coordinator: SELECT optiqoflow.apply_webhook(payload, delivery_id);';
+    END IF;
+    -- Citus: DDL in a delivery's transaction (which also writes reference tables) has to
+    -- run over one connection per node; a no-op on plain PostgreSQL (setting unknown)
+    IF current_setting('citus.multi_shard_modify_mode', true) = 'parallel' THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     PERFORM set_config('lock_timeout',
                        coalesce(nullif(current_setting('optiqoflow.ddl_lock_timeout', true), ''), '2s'),
                        true);

@@ -9,6 +9,8 @@ AS $$
 --   a role given one tenant by tenants.grant_tenant: that tenant's rows, read only,
 --                  from a mapping it cannot write (PITFALLS 13);
 --   service_role:  everything (BYPASSRLS).
+-- The policies call the STABLE functions directly, not as (SELECT f()): Citus refuses
+-- subqueries in policies on distributed tables (optiqoflow.distribute).
 BEGIN
     IF p_table !~ '^[a-z_][a-z0-9_]{0,25}$' THEN
         RAISE EXCEPTION 'invalid target table name: %', left(p_table, 100)
@@ -17,11 +19,11 @@ BEGIN
     EXECUTE format('ALTER TABLE optiqoflow.%I ENABLE ROW LEVEL SECURITY', p_table);
     EXECUTE format('DROP POLICY IF EXISTS tenant_by_claims ON optiqoflow.%I', p_table);
     EXECUTE format('CREATE POLICY tenant_by_claims ON optiqoflow.%I FOR ALL TO authenticated '
-                   'USING (tenant_id = (SELECT tenants.claims_tenant_id())) '
-                   'WITH CHECK (tenant_id = (SELECT tenants.claims_tenant_id()))', p_table);
+                   'USING (tenant_id = tenants.claims_tenant_id()) '
+                   'WITH CHECK (tenant_id = tenants.claims_tenant_id())', p_table);
     EXECUTE format('DROP POLICY IF EXISTS tenant_by_role ON optiqoflow.%I', p_table);
     EXECUTE format('CREATE POLICY tenant_by_role ON optiqoflow.%I FOR SELECT TO PUBLIC '
-                   'USING (tenant_id = (SELECT tenants.role_tenant_id()))', p_table);
+                   'USING (tenant_id = tenants.role_tenant_id())', p_table);
     EXECUTE format('REVOKE ALL ON optiqoflow.%I FROM PUBLIC, anon', p_table);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON optiqoflow.%I TO authenticated', p_table);
     EXECUTE format('GRANT ALL ON optiqoflow.%I TO service_role', p_table);

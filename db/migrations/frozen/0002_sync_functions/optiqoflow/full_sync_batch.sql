@@ -45,6 +45,7 @@ DECLARE
     v_space     integer := hashtext(p_tenant_id::text || '/' || v_mapping.target_table);
     v_result    jsonb;
     v_removed   bigint;
+    v_now       timestamptz := now();   -- Citus: no now() inside CASE in a distributed UPDATE
 BEGIN
     IF p_tenant_id IS NULL THEN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
@@ -136,7 +137,7 @@ BEGIN
             ' tomb AS (INSERT INTO optiqoflow.tombstones AS x (tenant_id, target_table, id, version, webhook_log_id)'
             '  SELECT $1, $4, g.id, g.updated_at, $5 FROM gone g'
             '  ON CONFLICT (tenant_id, target_table, id) DO UPDATE'
-            '     SET version = EXCLUDED.version, deleted_at = now(), webhook_log_id = EXCLUDED.webhook_log_id'
+            '     SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at, webhook_log_id = EXCLUDED.webhook_log_id'
             '   WHERE x.version < EXCLUDED.version RETURNING 1)'
             ' SELECT count(*) + 0 * (SELECT count(*) FROM tomb) FROM gone', v_table)
         INTO v_removed
@@ -150,11 +151,11 @@ BEGIN
            batches = r.batches + 1,
            records = r.records + v_count,
            stale = r.stale + (v_result ->> 'stale')::bigint,
-           last_batch_at = now(),
+           last_batch_at = v_now,
            state = CASE WHEN v_completes THEN 'complete' ELSE r.state END,
-           finished_at = CASE WHEN v_completes THEN now() ELSE r.finished_at END,
+           finished_at = CASE WHEN v_completes THEN v_now ELSE r.finished_at END,
            removed = CASE WHEN v_removed IS NOT NULL THEN coalesce(r.removed, 0) + v_removed ELSE r.removed END
-     WHERE r.id = v_run.id
+     WHERE r.tenant_id = p_tenant_id AND r.id = v_run.id   -- tenant: one shard on Citus
     RETURNING * INTO v_run;
 
     IF (v_result ->> 'written')::bigint > 0 THEN

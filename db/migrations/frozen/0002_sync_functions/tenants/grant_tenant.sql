@@ -38,7 +38,7 @@ BEGIN
     END IF;
 
     INSERT INTO tenants.role_tenants AS rt (role_name, tenant_id) VALUES (p_role, p_tenant_id)
-    ON CONFLICT (role_name) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, granted_at = now();
+    ON CONFLICT (role_name) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, granted_at = EXCLUDED.granted_at;
     EXECUTE format('GRANT optiqoflow_tenant_reader TO %I', p_role);
 
     FOR v_view IN SELECT c.relname FROM pg_class c
