@@ -69,6 +69,10 @@ MAX_DELIVERY_ID_CHARS = 255
 OPERATIONS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC")
 PARSE_IN_THREAD_BYTES = 1024 * 1024  # larger bodies are parsed off the event loop
 READY_TIMEOUT = 2.0  # seconds /readyz waits for a connection
+# psycopg_pool backs off exponentially while the database is down, up to this many
+# seconds, then starts afresh on the next request: so once the database is back,
+# deliveries resume within a few seconds, not after a minute of backoff
+RECONNECT_TIMEOUT = 5.0
 
 log = logging.getLogger("optiqoflow.receiver")
 
@@ -145,6 +149,7 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
             "application_name": "optiqoflow-receiver",
         },
         check=AsyncConnectionPool.check_connection,  # a restarted server: no stale sockets
+        reconnect_timeout=RECONNECT_TIMEOUT,
         name="optiqoflow",
         open=False,
     )
@@ -245,22 +250,24 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
 
 def _delivery_id(headers: MultiMapping[str]) -> str | None:
     """`webhook-id`, else `x-webhook-id`, else None; a malformed one is Unusable (400)."""
-    for name in DELIVERY_ID_HEADERS:
-        values = headers.getall(name, [])
-        if not values:
-            continue
-        value = values[0]
-        ok = (
-            len(values) == 1
-            and 0 < len(value) <= MAX_DELIVERY_ID_CHARS
-            and value.isprintable()  # also refuses the surrogates of non-UTF-8 bytes
+    name, values = _delivery_id_header(headers)
+    if not values:
+        return None
+    value = values[0]
+    # isprintable() also refuses the surrogates aiohttp makes of non-UTF-8 bytes
+    if len(values) > 1 or not 0 < len(value) <= MAX_DELIVERY_ID_CHARS or not value.isprintable():
+        raise Unusable(
+            f"malformed {name} header (once, 1 to {MAX_DELIVERY_ID_CHARS} printable characters)"
         )
-        if not ok:
-            raise Unusable(
-                f"malformed {name} header (1 to {MAX_DELIVERY_ID_CHARS} printable characters)"
-            )
-        return value
-    return None
+    return value
+
+
+def _delivery_id_header(headers: MultiMapping[str]) -> tuple[str, list[str]]:
+    """The header that names the delivery, and its values (none when no header does)."""
+    for name in DELIVERY_ID_HEADERS:
+        if values := headers.getall(name, []):
+            return name, values
+    return DELIVERY_ID_HEADERS[-1], []
 
 
 async def _apply(
@@ -277,11 +284,10 @@ async def _apply(
             reason = f"PostgreSQL cannot store the body as jsonb: {e.diag.message_primary}"
             return await _record_unusable(request, body, delivery_id, Unusable(reason, 422))
         return _database_fault(e)
-    status = answer.get("status") if isinstance(answer, dict) else None
-    if not isinstance(answer, dict) or status not in HTTP_STATUS:
-        log.error("apply_webhook answered something unexpected: %.300r", answer)
-        return Outcome(500, {"error": "internal error"}, "error", payload)
-    return Outcome(HTTP_STATUS[status], answer, status, payload)
+    if not isinstance(answer, dict) or answer.get("status") not in HTTP_STATUS:
+        detail = f"apply_webhook answered something unexpected: {answer!r:.300}"
+        return Outcome(500, {"error": "internal error"}, "error", payload, detail=detail)
+    return Outcome(HTTP_STATUS[answer["status"]], answer, answer["status"], payload)
 
 
 async def _record_unusable(
@@ -317,12 +323,13 @@ async def _call(pool: AsyncConnectionPool[Any], query: str, params: tuple[Any, .
 
 
 def _database_fault(e: psycopg.Error) -> Outcome:
-    state = e.sqlstate
+    detail = f"{e.sqlstate or e.__class__.__name__}: {_first_line(e)}"
     if is_transient(e):
-        log.warning("database unavailable (%s): %s", state or e.__class__.__name__, _first_line(e))
-        return Outcome(503, {"error": "database unavailable, retry later"}, "unavailable")
-    log.error("database error %s", state, exc_info=e)
-    return Outcome(500, {"error": "internal error"}, "error")
+        return Outcome(
+            503, {"error": "database unavailable, retry later"}, "unavailable", detail=detail
+        )
+    log.error("database error %s", detail, exc_info=e)
+    return Outcome(500, {"error": "internal error"}, "error", detail=detail)
 
 
 def is_transient(e: psycopg.Error) -> bool:
@@ -354,16 +361,16 @@ def _account(rcv: Receiver, request: web.Request, outcome: Outcome, duration: fl
         "rows": answer.get("rows"),
         "log_id": answer.get("log_id"),
         "sqlstate": answer.get("sqlstate"),
-        "delivery_id": _label(request.headers.get(STANDARD_ID_HEADER))
-        or _label(request.headers.get("x-webhook-id")),
+        "delivery_id": _label(next(iter(_delivery_id_header(request.headers)[1]), None)),
         "bytes": request.content_length,
         "duration_ms": round(duration * 1000, 2),
     }
     if outcome.http_status >= 400:
         fields["error"] = outcome.detail or str(answer.get("error", ""))[:300]
-    level = (
-        logging.ERROR if outcome.http_status >= 500 and outcome.http_status != 503 else logging.INFO
-    )
+    if outcome.http_status == 503:
+        level = logging.WARNING
+    else:
+        level = logging.ERROR if outcome.http_status >= 500 else logging.INFO
     log.log(level, "delivery %s", outcome.status, extra={"fields": fields})
 
 
