@@ -48,6 +48,7 @@ DECLARE
     v_fk        record;
     v_fks       text[] := ARRAY[]::text[];
     v_name      text;
+    v_known     boolean;
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
         RAISE NOTICE 'optiqoflow.distribute: the citus extension is not installed in this database; nothing changed';
@@ -166,9 +167,18 @@ BEGIN
            AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
          ORDER BY (p.proname NOT LIKE '\_%'), p.oid
     LOOP
+        EXECUTE format('SELECT EXISTS (SELECT FROM pg_catalog.%I o WHERE o.classid = ''pg_proc''::regclass AND o.objid = $1)',
+                       'pg_dist_object')
+           INTO v_known USING v_fn::oid;
+        CONTINUE WHEN v_known;
         EXECUTE format('SELECT pg_catalog.%I($1)', 'create_distributed_function') USING v_fn;
         v_functions := v_functions + 1;
     END LOOP;
+
+    -- The policies call tenants.role_tenant_id(), which reads the reference table
+    -- role_tenants from inside a query on a shard. Citus allows that only when told; the
+    -- read is local (every node holds the reference table). Again after each migration.
+    ALTER FUNCTION tenants.role_tenant_id() SET citus.allow_nested_distributed_execution = on;
 
     -- 5. de-duplication keys: global, distributed by the key itself
     IF optiqoflow._citus_table_kind('optiqoflow.delivery_keys') = 'none' THEN

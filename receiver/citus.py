@@ -1,0 +1,92 @@
+"""Deliveries on a Citus cluster: the tenant-delegated call, and the coordinator path.
+
+After `SELECT optiqoflow.distribute()`, Citus runs
+
+    SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, $3)
+
+on the one worker that owns tenant $1, as one round trip, when it is called on its own
+(autocommit; Citus does not delegate inside an open transaction). A delivery that needs
+DDL there (a new column, a tenant view to create or change) or whose payload does not
+name that tenant writes nothing and answers {"status": "coordinator_required"}; it is
+then repeated as an ordinary `apply_webhook` call, which the coordinator applies (or
+refuses and logs) in full. The sender sees one answer either way.
+
+A payload without a readable tenant never goes to the delegated call: Citus 13.2 cannot
+route a NULL distribution argument (the coordinator backend crashes on it), and such a
+payload is refused and logged by `apply_webhook` on the coordinator anyway.
+
+On plain PostgreSQL and on the coordinator `apply_tenant_webhook` is `apply_webhook`, so
+this path is correct everywhere; it is only faster on a cluster.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+
+APPLY_TENANT_SQL = "SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, $3)"
+APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)"
+COORDINATOR_REQUIRED = "coordinator_required"
+
+
+def payload_tenant(payload: Any) -> str | None:
+    """The tenant a payload names, as apply_webhook looks for it (envelope, record,
+    old_record, first of records), canonical; None when absent or not a UUID."""
+    if not isinstance(payload, dict):
+        return None
+    candidates: list[Any] = [payload.get("tenant_id")]
+    for key in ("record", "old_record"):
+        inner = payload.get(key)
+        candidates.append(inner.get("tenant_id") if isinstance(inner, dict) else None)
+    records = payload.get("records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        candidates.append(records[0].get("tenant_id"))
+    for value in candidates:
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return None  # apply_webhook refuses it: the coordinator path logs that
+        try:
+            return str(uuid.UUID(value.strip().strip("{}")))
+        except ValueError:
+            return None
+    return None
+
+
+def apply_delivery(
+    conn: psycopg.Connection[Any], body: str, payload: Any, delivery_id: str | None
+) -> tuple[dict[str, Any], str]:
+    """Apply one delivery (body: its JSON text) on an autocommit connection; returns
+    (apply_webhook's answer, path) with path "worker" or "coordinator"."""
+    cur = psycopg.RawCursor(conn)  # $n placeholders, server-side parameters
+    tenant = payload_tenant(payload)
+    if tenant is not None:
+        row = cur.execute(APPLY_TENANT_SQL, (tenant, body, delivery_id)).fetchone()
+        assert row is not None
+        answer: dict[str, Any] = row[0]
+        if answer.get("status") != COORDINATOR_REQUIRED:
+            return answer, "worker"
+    row = cur.execute(APPLY_SQL, (body, delivery_id)).fetchone()
+    assert row is not None
+    return row[0], "coordinator"
+
+
+async def apply_delivery_async(
+    conn: psycopg.AsyncConnection[Any], body: str, payload: Any, delivery_id: str | None
+) -> tuple[dict[str, Any], str]:
+    """`apply_delivery` for the receiver's async pool (autocommit connections)."""
+    cur = psycopg.AsyncRawCursor(conn)
+    tenant = payload_tenant(payload)
+    if tenant is not None:
+        await cur.execute(APPLY_TENANT_SQL, (tenant, body, delivery_id))
+        row = await cur.fetchone()
+        assert row is not None
+        answer: dict[str, Any] = row[0]
+        if answer.get("status") != COORDINATOR_REQUIRED:
+            return answer, "worker"
+    await cur.execute(APPLY_SQL, (body, delivery_id))
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0], "coordinator"
