@@ -38,6 +38,7 @@ DECLARE
     v_error     text;
     v_detail    text;
     v_hint      text;
+    v_version   timestamptz;   -- the change's version, for lag_ms (INSERT / UPDATE / DELETE)
 BEGIN
     PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);
 
@@ -116,12 +117,16 @@ BEGIN
                     USING ERRCODE = 'OF004', HINT = 'INSERT and UPDATE carry "record": {...} (the new row).';
             END IF;
             v_result := optiqoflow.upsert_record(v_tenant, v_source, p_payload -> 'record', v_occurred);
+            v_version := coalesce(CASE WHEN jsonb_typeof(p_payload -> 'record' -> 'updated_at') = 'string'
+                                       THEN (p_payload -> 'record' ->> 'updated_at')::timestamptz END, v_occurred);
         ELSIF v_type = 'DELETE' THEN
             IF jsonb_typeof(p_payload -> 'old_record') IS DISTINCT FROM 'object' THEN
                 RAISE EXCEPTION 'DELETE without an old_record'
                     USING ERRCODE = 'OF004', HINT = 'DELETE carries "old_record": {"id": ...} (at least the id).';
             END IF;
             v_result := optiqoflow.delete_record(v_tenant, v_source, p_payload -> 'old_record', v_occurred);
+            v_version := coalesce(CASE WHEN jsonb_typeof(p_payload -> 'old_record' -> 'updated_at') = 'string'
+                                       THEN (p_payload -> 'old_record' ->> 'updated_at')::timestamptz END, v_occurred);
         ELSE
             IF jsonb_typeof(p_payload -> 'records') IS DISTINCT FROM 'array' THEN
                 RAISE EXCEPTION 'FULL_SYNC without records'
@@ -169,7 +174,7 @@ BEGIN
 
     INSERT INTO optiqoflow.webhook_logs
         (id, tenant_id, source_table, target_table, operation, outcome, rows, duration_ms,
-         error, sqlstate, detail, payload, delivery_id, event_id, sync_run_id, replay_of)
+         error, sqlstate, detail, payload, delivery_id, event_id, sync_run_id, replay_of, lag_ms)
     VALUES
         (v_log_id, v_tenant, left(v_source, 200), v_target, v_type, v_status, v_rows,
          extract(epoch FROM clock_timestamp() - v_t0) * 1000,
@@ -182,7 +187,18 @@ BEGIN
              'hint', to_jsonb(nullif(v_hint, '')), 'detail', to_jsonb(nullif(v_detail, '')))), '{}'),
          CASE WHEN v_status = 'refused' THEN p_payload END,
          p_delivery_id, v_event_id, (v_result ->> 'sync_run_id')::bigint,
-         nullif(current_setting('optiqoflow.replay_of', true), '')::bigint);
+         nullif(current_setting('optiqoflow.replay_of', true), '')::bigint,
+         CASE WHEN isfinite(v_version) THEN round(extract(epoch FROM v_t0 - v_version) * 1000)::bigint END);
+
+    -- a refusal is kept until resolved, whatever happens to the log partition; a replay
+    -- that is refused again counts on the original's row (replay_webhook)
+    IF v_status = 'refused' AND nullif(current_setting('optiqoflow.replay_of', true), '') IS NULL THEN
+        INSERT INTO optiqoflow.refused_deliveries
+            (log_id, received_at, tenant_id, source_table, target_table, operation, outcome,
+             error, sqlstate, payload, delivery_id, event_id)
+        VALUES (v_log_id, now(), v_tenant, left(v_source, 200), v_target, v_type, 'refused',
+                v_error, v_state, p_payload, p_delivery_id, v_event_id);
+    END IF;
 
     RETURN v_result || jsonb_build_object('log_id', v_log_id, 'operation', v_type)
                     || CASE WHEN v_tenant IS NOT NULL THEN jsonb_build_object('tenant_id', v_tenant) ELSE '{}' END;
