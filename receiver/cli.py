@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from receiver import chartdeps, converge, freeze, migrate, server, simulate
+from receiver import chartdeps, converge, freeze, migrate, ops, server, simulate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sync the Optiqo platform into PostgreSQL over signed webhooks.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (server, migrate, freeze, chartdeps, simulate, converge):
+    for module in (server, migrate, freeze, chartdeps, simulate, converge, ops):
         module.register(sub)
     return parser
 
