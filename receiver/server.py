@@ -187,13 +187,11 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
 async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
     config = rcv.config
-    encoding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    encoding = _coding(request)
+    if encoding is not None:
         return Outcome(
             415,
-            {
-                "error": f"Content-Encoding {encoding!r} is not accepted: send the body as signed, uncompressed"
-            },
+            {"error": f"{encoding} is not accepted: send the body as signed, uncompressed"},
             "unsupported_encoding",
             close=True,
         )
@@ -236,6 +234,19 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
     except Unusable as unusable:
         return await _record_unusable(request, body, delivery_id, unusable)
     return await _apply(request, body, payload, delivery_id)
+
+
+def _coding(request: web.Request) -> str | None:
+    """A content or transfer coding that compresses the body, if the request has one."""
+    for header, plain in (
+        (hdrs.CONTENT_ENCODING, ("identity",)),
+        (hdrs.TRANSFER_ENCODING, ("identity", "chunked")),
+    ):
+        for value in request.headers.getall(header, []):
+            for token in (t.strip() for t in value.lower().split(",")):
+                if token and token not in plain:
+                    return f"{header} {token!r}"
+    return None
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes | None:

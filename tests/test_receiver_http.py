@@ -203,6 +203,29 @@ async def test_compressed_body_is_415_whatever_the_signature(
     assert attempts == []
 
 
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"deflate,chunked"])
+async def test_compressed_transfer_coding_is_415(
+    no_db: tuple[Endpoint, list[int]], coding: bytes
+) -> None:
+    ep, attempts = no_db
+    packed = gzip.compress(b'{"a": 1}')
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)
+    request = b"\r\n".join(
+        [
+            b"POST " + WEBHOOK_PATH.encode() + b" HTTP/1.1",
+            b"Host: 127.0.0.1",
+            b"Transfer-Encoding: " + coding,
+            b"x-webhook-signature: " + sign_plain(SECRET, packed).encode(),
+            b"",
+            chunked,
+        ]
+    )
+    reply = await raw_request(ep.port, request)
+    assert reply.status == 415
+    assert "Transfer-Encoding" in reply.body["error"]
+    assert attempts == []
+
+
 async def test_signed_delivery_with_the_database_down_is_503_with_retry_after(
     no_db: tuple[Endpoint, list[int]],
 ) -> None:
