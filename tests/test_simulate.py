@@ -96,7 +96,7 @@ async def test_chaotic_run_converges(
     assert result.dropped > 0
     assert result.workload.full_sync_runs >= 3
     with psycopg.connect(own_server.dsn, autocommit=True) as t:
-        states = dict(
+        states: dict[str, int] = dict(
             t.execute("SELECT state, count(*) FROM optiqoflow.sync_runs GROUP BY 1").fetchall()
         )
         evolved = t.execute(
