@@ -31,17 +31,42 @@ BEGIN
     IF p_tenant_id IS NULL THEN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
     END IF;
+    -- The base tables first, in name order, then the tenant's views lock: CREATE VIEW needs
+    -- ACCESS SHARE on its table, and a push that is adding a column holds ACCESS EXCLUSIVE
+    -- on it until it commits and then wants this tenant's views lock. Taking the table
+    -- lock before the views lock, as a push does, keeps the two from deadlocking.
+    PERFORM set_config('lock_timeout',
+                       coalesce(nullif(current_setting('optiqoflow.ddl_lock_timeout', true), ''), '2s'),
+                       true);
+    FOR v_item IN
+        SELECT t.table_name FROM tenants.tenant_column_access t
+         WHERE t.tenant_id = p_tenant_id AND to_regclass(format('optiqoflow.%I', t.table_name)) IS NOT NULL
+           AND (p_table IS NULL
+                OR t.table_name = p_table
+                OR t.table_name = (SELECT m.target_table FROM optiqoflow.table_mappings m
+                                    WHERE m.source_table = p_table))
+         ORDER BY t.table_name
+    LOOP
+        EXECUTE format('LOCK TABLE optiqoflow.%I IN ACCESS SHARE MODE', v_item.table_name);
+    END LOOP;
     v_previous := optiqoflow._ddl_lock('views/' || p_tenant_id::text);
 
+    -- every table the tenant has pushed, and every view it still has: a view whose
+    -- tracking row a DBA deleted is rebuilt with id and tenant_id only
     FOR v_item IN
-        SELECT tca.table_name, tca.columns
-          FROM tenants.tenant_column_access tca
-         WHERE tca.tenant_id = p_tenant_id
-           AND (p_table IS NULL
-                OR tca.table_name = p_table
-                OR tca.table_name = (SELECT m.target_table FROM optiqoflow.table_mappings m
-                                      WHERE m.source_table = p_table))
-         ORDER BY tca.table_name
+        SELECT t.table_name, coalesce(tca.columns, ARRAY[]::text[]) AS columns
+          FROM (SELECT x.table_name FROM tenants.tenant_column_access x WHERE x.tenant_id = p_tenant_id
+                UNION
+                SELECT substr(c.relname, 38) FROM pg_class c
+                 WHERE c.relnamespace = 'tenants'::regnamespace AND c.relkind = 'v'
+                   AND c.relname LIKE p_tenant_id::text || '\_%') t
+          LEFT JOIN tenants.tenant_column_access tca
+                 ON tca.tenant_id = p_tenant_id AND tca.table_name = t.table_name
+         WHERE p_table IS NULL
+            OR t.table_name = p_table
+            OR t.table_name = (SELECT m.target_table FROM optiqoflow.table_mappings m
+                                WHERE m.source_table = p_table)
+         ORDER BY t.table_name
     LOOP
         IF v_item.table_name !~ '^[a-z_][a-z0-9_]{0,25}$' OR to_regclass(format('optiqoflow.%I', v_item.table_name)) IS NULL THEN
             RAISE EXCEPTION 'cannot build a view for table %', left(v_item.table_name, 100)

@@ -29,6 +29,11 @@ BEGIN
     END IF;
 
     SELECT rt.tenant_id INTO v_old FROM tenants.role_tenants rt WHERE rt.role_name = p_role FOR UPDATE;
+    -- the views locks of both tenants, in key order: a view being created at this moment
+    -- is then either seen here or sees our role_tenants row (and grants itself)
+    PERFORM optiqoflow._ddl_lock(n)
+       FROM (SELECT DISTINCT 'views/' || t::text AS n FROM unnest(ARRAY[v_old, p_tenant_id]) t
+              WHERE t IS NOT NULL ORDER BY 1) locks;
     IF v_old IS NOT NULL AND v_old <> p_tenant_id THEN
         FOR v_view IN SELECT c.relname FROM pg_class c
                        WHERE c.relnamespace = 'tenants'::regnamespace AND c.relkind = 'v'
