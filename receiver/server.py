@@ -408,7 +408,9 @@ async def handle_readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "not ready", "reason": "no head revision"}, status=503)
     rcv.expected_revision = expected
     try:
-        async with request.app[POOL].connection(timeout=READY_TIMEOUT) as conn:
+        async with request.app[POOL].connection(
+            timeout=min(READY_TIMEOUT, rcv.config.pool_timeout)
+        ) as conn:
             cursor = await conn.execute(READY_SQL)
             found = sorted(str(row[0]) for row in await cursor.fetchall())
     except psycopg.errors.UndefinedTable:
