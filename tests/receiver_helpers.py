@@ -83,7 +83,11 @@ async def _json(r: aiohttp.ClientResponse) -> Any:
 
 
 def signed_headers(
-    body: bytes, scheme: str | None, secret: str = SECRET, delivery_id: str | None = None
+    body: bytes,
+    scheme: str | None,
+    secret: str = SECRET,
+    delivery_id: str | None = None,
+    timestamp: int | None = None,
 ) -> dict[str, str]:
     h = {"Content-Type": "application/json"}
     if scheme == "plain":
@@ -92,7 +96,7 @@ def signed_headers(
             h["x-webhook-id"] = delivery_id
     elif scheme == "standard":
         msg_id = delivery_id or f"msg_{uuid.uuid4().hex}"
-        ts = int(time.time())
+        ts = int(time.time()) if timestamp is None else timestamp
         h.update(
             {
                 "webhook-id": msg_id,
