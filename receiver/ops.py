@@ -160,7 +160,7 @@ def waiting_deliveries(
     limit: int | None = None,
 ) -> list[Delivery]:
     """Refused / unusable deliveries not resolved yet, oldest first. `table` is a target
-    or a source table name."""
+    or a source table name (a refusal for a source table mapped since then counts)."""
     rows = conn.execute(
         """
         SELECT r.log_id, r.outcome, r.received_at, r.tenant_id::text,
@@ -170,7 +170,9 @@ def waiting_deliveries(
            AND (%(since)s::timestamptz IS NULL OR r.received_at >= %(since)s::timestamptz)
            AND (%(until)s::timestamptz IS NULL OR r.received_at < %(until)s::timestamptz)
            AND (%(tenant)s::uuid IS NULL OR r.tenant_id = %(tenant)s::uuid)
-           AND (%(table)s::text IS NULL OR r.target_table = %(table)s OR r.source_table = %(table)s)
+           AND (%(table)s::text IS NULL OR %(table)s IN (r.target_table, r.source_table)
+                OR r.source_table IN (SELECT m.source_table FROM optiqoflow.table_mappings m
+                                       WHERE m.target_table = %(table)s))
          ORDER BY r.received_at, r.log_id
          LIMIT %(limit)s
         """,

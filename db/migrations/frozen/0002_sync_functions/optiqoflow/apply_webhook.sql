@@ -196,7 +196,8 @@ BEGIN
         INSERT INTO optiqoflow.refused_deliveries
             (log_id, received_at, tenant_id, source_table, target_table, operation, outcome,
              error, sqlstate, payload, delivery_id, event_id)
-        VALUES (v_log_id, now(), v_tenant, left(v_source, 200), v_target, v_type, 'refused',
+        VALUES (v_log_id, now(), coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload)),
+                left(v_source, 200), v_target, v_type, 'refused',
                 v_error, v_state, p_payload, p_delivery_id, v_event_id);
     END IF;
 
