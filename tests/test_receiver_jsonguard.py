@@ -124,7 +124,9 @@ _scalars = st.one_of(
     st.booleans(),
     st.integers(),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8),
+    st.text(
+        alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8
+    ),
 )
 _values = st.recursive(
     _scalars,
