@@ -392,20 +392,20 @@ def _run_status(args: argparse.Namespace) -> int:
     tenants = [_canonical_tenant(t) for t in args.tenant] if args.tenant else None
     interactive = sys.stdout.isatty()
     with psycopg.connect(_database_url("status"), autocommit=True) as conn:
-        while True:
-            rows = sync_health(conn, tenants)
-            if args.json:
-                print(_dumps(rows, indent=None if args.watch else 2), flush=True)
-            else:
-                if args.watch and interactive:
-                    print("\x1b[H\x1b[2J", end="")
-                print(render_status(rows), flush=True)
-            if not args.watch:
-                return 0
-            try:
+        try:
+            while True:
+                rows = sync_health(conn, tenants)
+                if args.json:
+                    print(_dumps(rows, indent=None if args.watch else 2), flush=True)
+                else:
+                    if args.watch and interactive:
+                        print("\x1b[H\x1b[2J", end="")  # clear the screen, cursor home
+                    print(render_status(rows), flush=True)
+                if not args.watch:
+                    return 0
                 time.sleep(args.watch)
-            except KeyboardInterrupt:
-                return 0
+        except KeyboardInterrupt:  # Ctrl-C ends --watch
+            return 0
 
 
 # --- reconcile ---------------------------------------------------------------------------
