@@ -14,13 +14,11 @@ stripped from its payloads, so tenants push different columns.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import Any
@@ -577,25 +575,6 @@ def delete_sql(table: str) -> sql.Composed:
     return sql.SQL("DELETE FROM optiqo.{} WHERE tenant_id = %s AND id = %s").format(
         sql.Identifier(table)
     )
-
-
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def json_default(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 EPOCH = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
