@@ -4,8 +4,7 @@ CREATE OR REPLACE FUNCTION optiqoflow._write_records(
     p_records      jsonb,
     p_occurred_at  timestamptz,
     p_columns      text[],
-    p_sync_run     bigint,
-    p_lock_buckets boolean DEFAULT true
+    p_sync_run     bigint
 )
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -20,9 +19,9 @@ AS $$
 -- INSERT ... SELECT FROM jsonb_populate_recordset ... ON CONFLICT DO UPDATE. Within the
 -- batch a key present twice keeps its newest version (PITFALLS 9).
 --
--- Concurrency: rows are guarded by 64 advisory-lock buckets per tenant x table (taken in
--- order), so an INSERT and a DELETE of one key cannot interleave between reading the
--- tombstone and writing the row. p_lock_buckets => false when the caller holds all 64.
+-- Concurrency: the caller holds the row-bucket locks of these keys (optiqoflow._lock_rows),
+-- so an INSERT and a DELETE of one key cannot interleave between reading the tombstone
+-- and writing the row.
 --
 -- p_sync_run: the FULL_SYNC run these records belong to (NULL for real-time changes).
 -- Rows of the run that were not written (duplicate, stale) are marked as seen by it, so
@@ -31,7 +30,6 @@ AS $$
 -- Returns {"written": n, "duplicate": n, "stale": n}.
 DECLARE
     v_records   jsonb;
-    v_space     integer := hashtext(p_tenant_id::text || '/' || p_table);
     v_keys      text[];
     v_group     jsonb;
     v_cols      text[];
@@ -49,13 +47,6 @@ BEGIN
                                 ELSE r.e || jsonb_build_object('updated_at', p_occurred_at) END AS e
                       FROM jsonb_array_elements(p_records) AS r(e)) v
              ORDER BY (e ->> 'id')::uuid, (e ->> 'updated_at')::timestamptz DESC) d;
-
-    IF p_lock_buckets THEN
-        PERFORM pg_advisory_xact_lock(v_space, b)
-           FROM (SELECT DISTINCT hashtext(((e ->> 'id')::uuid)::text) & 63 AS b
-                   FROM jsonb_array_elements(v_records) AS r(e)
-                  ORDER BY 1) buckets;
-    END IF;
 
     FOR v_keys, v_group IN
         SELECT ks, jsonb_agg(e)
@@ -122,6 +113,6 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION optiqoflow._write_records(uuid, text, jsonb, timestamptz, text[], bigint, boolean) IS
+COMMENT ON FUNCTION optiqoflow._write_records(uuid, text, jsonb, timestamptz, text[], bigint) IS
     'Internal: set-based, version-checked upsert of validated records into a target table (one statement per key set); returns {"written", "duplicate", "stale"}.';
-REVOKE ALL ON FUNCTION optiqoflow._write_records(uuid, text, jsonb, timestamptz, text[], bigint, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION optiqoflow._write_records(uuid, text, jsonb, timestamptz, text[], bigint) FROM PUBLIC;

@@ -32,9 +32,8 @@ BEGIN
     PERFORM optiqoflow._analyse_records(p_tenant_id, jsonb_build_array(p_old_record), '-infinity');
     v_id := (p_old_record ->> 'id')::uuid;
     v_version := coalesce((p_old_record ->> 'updated_at')::timestamptz, p_occurred_at);
+    PERFORM optiqoflow._lock_rows(p_tenant_id, v_table, jsonb_build_array(p_old_record));
     PERFORM optiqoflow._ensure_target_table(v_table);
-
-    PERFORM pg_advisory_xact_lock(hashtext(p_tenant_id::text || '/' || v_table), hashtext(v_id::text) & 63);
 
     EXECUTE format('SELECT updated_at FROM optiqoflow.%I WHERE tenant_id = $1 AND id = $2 FOR UPDATE', v_table)
        INTO v_stored USING p_tenant_id, v_id;

@@ -28,6 +28,7 @@ BEGIN
             USING ERRCODE = 'OF004', HINT = 'INSERT and UPDATE carry "record": {...}.';
     END IF;
     v_info := optiqoflow._analyse_records(p_tenant_id, jsonb_build_array(p_record), p_occurred_at);
+    PERFORM optiqoflow._lock_rows(p_tenant_id, v_mapping.target_table, jsonb_build_array(p_record));
     PERFORM optiqoflow._ensure_target_table(v_mapping.target_table);
     v_evolved := optiqoflow._evolve_columns(v_mapping, v_info -> 'keys');
     v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));

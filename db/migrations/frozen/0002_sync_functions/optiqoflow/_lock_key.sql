@@ -8,5 +8,5 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION optiqoflow._lock_key(text) IS
-    'Internal: the advisory-lock key of a named resource. Lock order in a delivery: sync/<tenant>/<table>, ddl/<table>, row buckets, views/<tenant>.';
+    'Internal: the advisory-lock key of a named resource. Lock order in a delivery: sync/<tenant>/<table>, row buckets (_lock_rows), ddl/<table>, views/<tenant>.';
 REVOKE ALL ON FUNCTION optiqoflow._lock_key(text) FROM PUBLIC;

@@ -42,7 +42,7 @@ DECLARE
     v_total     bigint;
     v_completes boolean := false;
     v_wipes     boolean := false;
-    v_space     integer := hashtext(p_tenant_id::text || '/' || v_mapping.target_table);
+    v_seen      boolean;
     v_result    jsonb;
     v_removed   bigint;
     v_now       timestamptz := now();   -- Citus: no now() inside CASE in a distributed UPDATE
@@ -59,14 +59,11 @@ BEGIN
             USING ERRCODE = 'OF010', HINT = 'sync_id is a non-empty string of at most 200 characters.';
     END IF;
 
-    -- validate, then evolve before anything touches the table (PITFALLS 11)
     v_info := optiqoflow._analyse_records(p_tenant_id, p_records, p_occurred_at);
     v_count := (v_info ->> 'records')::bigint;
-    PERFORM optiqoflow._ensure_target_table(v_table);
-    v_evolved := optiqoflow._evolve_columns(v_mapping, v_info -> 'keys');
-    v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
 
-    -- runs of one tenant x table are managed one batch at a time
+    -- Runs of one tenant x table are managed one batch at a time. Lock order (see
+    -- _lock_rows): this lock, then the row buckets, then DDL, then views.
     PERFORM pg_advisory_xact_lock(optiqoflow._lock_key('sync/' || p_tenant_id::text || '/' || v_table));
 
     IF p_sync_id IS NOT NULL THEN
@@ -74,15 +71,21 @@ BEGIN
          WHERE r.tenant_id = p_tenant_id AND r.target_table = v_table AND r.sync_id = p_sync_id
            FOR UPDATE;
     ELSE
+        -- the newest run without a sync_id, whatever its state: a retried batch of a run
+        -- that has completed is a duplicate, not the start of an orphan run
         SELECT * INTO v_run FROM optiqoflow.sync_runs r
-         WHERE r.tenant_id = p_tenant_id AND r.target_table = v_table
-           AND r.state = 'running' AND r.sync_id IS NULL
+         WHERE r.tenant_id = p_tenant_id AND r.target_table = v_table AND r.sync_id IS NULL
          ORDER BY r.id DESC LIMIT 1
            FOR UPDATE;
-        IF v_run.id IS NOT NULL AND v_offset = 0
-           AND EXISTS (SELECT FROM optiqoflow.sync_run_batches b
-                        WHERE b.tenant_id = p_tenant_id AND b.run_id = v_run.id AND b.batch_offset = 0) THEN
-            v_run := NULL;   -- offset 0 again: a new run
+        IF v_run.id IS NOT NULL THEN
+            v_seen := EXISTS (SELECT FROM optiqoflow.sync_run_batches b
+                               WHERE b.tenant_id = p_tenant_id AND b.run_id = v_run.id
+                                 AND b.batch_offset = v_offset);
+            IF v_offset = 0 AND (v_seen OR v_run.state <> 'running') THEN
+                v_run := NULL;   -- offset 0 again: a new run
+            ELSIF v_run.state <> 'running' AND NOT v_seen THEN
+                v_run := NULL;   -- a new offset after the run ended: the next run's batch
+            END IF;
         END IF;
     END IF;
 
@@ -109,10 +112,14 @@ BEGIN
         v_wipes := v_total IS NULL AND v_offset = 0;
     END IF;
 
-    IF v_completes OR v_wipes THEN
-        -- removal touches any key of the tenant x table: hold every row bucket, in order
-        PERFORM pg_advisory_xact_lock(v_space, b) FROM generate_series(0, 63) b ORDER BY b;
-    END IF;
+    -- removal touches any key of the tenant x table: then every row bucket
+    PERFORM optiqoflow._lock_rows(p_tenant_id, v_table,
+                                  CASE WHEN v_completes OR v_wipes THEN NULL ELSE p_records END);
+
+    -- evolve before anything touches the table (PITFALLS 11)
+    PERFORM optiqoflow._ensure_target_table(v_table);
+    v_evolved := optiqoflow._evolve_columns(v_mapping, v_info -> 'keys');
+    v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
 
     v_removed := NULL;
     IF v_wipes THEN
@@ -125,8 +132,7 @@ BEGIN
     END IF;
 
     v_result := optiqoflow._write_records(p_tenant_id, v_table, p_records, p_occurred_at, v_columns,
-                                          CASE WHEN v_run.state = 'running' THEN v_run.id END,
-                                          NOT (v_completes OR v_wipes));
+                                          CASE WHEN v_run.state = 'running' THEN v_run.id END);
 
     IF v_completes THEN
         EXECUTE format(
