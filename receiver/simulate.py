@@ -478,7 +478,8 @@ class OwnDestination:
         from receiver import migrate
         from receiver.embedded import free_port, start_embedded
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="optiqoflow-sim-")
+        # not a TemporaryDirectory: --keep must be able to leave it behind
+        self._tmp = _Folder(tempfile.mkdtemp(prefix="optiqoflow-sim-"))
         self.server = start_embedded(Path(self._tmp.name) / "data")
         migrate.upgrade(self.server.dsn)
         self.port = free_port()
@@ -533,15 +534,26 @@ class OwnDestination:
         await asyncio.sleep(down)
         await asyncio.to_thread(self.server.start)
 
-    def close(self) -> None:
+    def close(self, keep_database: bool = False) -> None:
         self.proc.terminate()
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
-        self.server.destroy()
-        self._tmp.cleanup()
+        if not keep_database:
+            self.server.destroy()
+            self._tmp.cleanup()
+
+
+@dataclass
+class _Folder:
+    name: str
+
+    def cleanup(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.name, ignore_errors=True)
 
 
 class OwnSource:
@@ -656,9 +668,14 @@ async def _main(args: argparse.Namespace) -> int:
         return 0 if (result.converged is not False and not result.send.undelivered) else 1
     finally:
         if own is not None:
-            own.close()
-        if own_source is not None and not args.keep_source:
-            own_source.close()
+            own.close(keep_database=args.keep)
+            if args.keep:
+                say(f"kept the destination database: {own.dsn}")
+        if own_source is not None:
+            if args.keep:
+                say(f"kept the source database: {own_source.server.dsn}")
+            else:
+                own_source.close()
 
 
 def _simulate_command(args: argparse.Namespace) -> int:
@@ -669,7 +686,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "simulate",
         help="drive a simulated Optiqo source through the receiver and check convergence",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Run a seeded workload on a real PostgreSQL source holding the 21 Optiqo "
+        "tables, capture it in an outbox, sign and POST it to the receiver (with chaos), "
+        "then check that the destination converged.",
     )
     p.add_argument(
         "--url", help="the receiver's webhook URL, e.g. http://127.0.0.1:8080/api/optiqo-webhook"
@@ -692,7 +711,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=50, help="FULL_SYNC records per batch")
-    p.add_argument("--full-syncs", type=int, default=3, help="completed FULL_SYNC runs")
+    p.add_argument(
+        "--full-syncs",
+        type=int,
+        default=3,
+        help="FULL_SYNC runs that complete (abandon chaos adds one left halfway)",
+    )
     p.add_argument("--concurrency", type=int, default=4, help="concurrent senders")
     p.add_argument(
         "--chaos",
@@ -708,7 +732,11 @@ def register(sub: Any) -> None:
         help="pg_ctl stop mode of a restart (immediate: a crash)",
     )
     p.add_argument("--run-id", help="names this run's tenants, event ids and delivery ids")
-    p.add_argument("--keep-source", action="store_true", help="keep the embedded source server")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the embedded source and destination servers running (for converge-check, psql)",
+    )
     p.set_defaults(func=_simulate_command)
 
 
