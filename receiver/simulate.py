@@ -665,7 +665,16 @@ async def _main(args: argparse.Namespace) -> int:
         )
         if result.send.undelivered:
             print("undelivered:\n  " + "\n  ".join(result.send.undelivered[:20]), file=sys.stderr)
-        return 0 if (result.converged is not False and not result.send.undelivered) else 1
+        internal = [a for a in result.send.attempts if a.http_status == 500]
+        if internal:
+            # retried like any 5xx, but a 500 is never a planned answer: a receiver or SQL bug
+            print(
+                f"{len(internal)} attempt(s) answered 500 (internal error), e.g. "
+                f"{internal[0].delivery_id}; see the receiver's log",
+                file=sys.stderr,
+            )
+        ok = result.converged is not False and not result.send.undelivered and not internal
+        return 0 if ok else 1
     finally:
         if own is not None:
             own.close(keep_database=args.keep)

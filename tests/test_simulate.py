@@ -83,6 +83,8 @@ async def test_chaotic_run_converges(
     print(result.summary())
     assert result.send.undelivered == []
     assert report.ok, report.render()
+    internal = [a for a in result.send.attempts if a.http_status == 500]
+    assert internal == [], internal  # retried like any 5xx, but a 500 is a bug
 
     # the chaos really happened
     summary = result.summary()
