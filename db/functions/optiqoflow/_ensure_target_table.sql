@@ -17,7 +17,9 @@ BEGIN
             USING ERRCODE = 'OF011', HINT = 'Target names match ^[a-z_][a-z0-9_]{0,25}$.';
     END IF;
     v_previous := optiqoflow._ddl_lock('ddl/' || p_table);
-    IF to_regclass(format('optiqoflow.%I', p_table)) IS NULL THEN
+    -- re-check with a query, not the syscache (see _writer)
+    IF NOT EXISTS (SELECT FROM pg_class c
+                    WHERE c.relnamespace = 'optiqoflow'::regnamespace AND c.relname = p_table) THEN
         EXECUTE format(
             'CREATE TABLE optiqoflow.%I ('
             '  tenant_id uuid NOT NULL,'

@@ -16,8 +16,9 @@ AS $$
 -- record keep their stored value; keys present with null become null.
 --
 -- Set-based: one statement per distinct key set (usually one per batch), each an
--- INSERT ... SELECT FROM jsonb_populate_recordset ... ON CONFLICT DO UPDATE. Within the
--- batch a key present twice keeps its newest version (PITFALLS 9).
+-- INSERT ... SELECT FROM jsonb_populate_recordset ... ON CONFLICT DO UPDATE, run by the
+-- table's generated writer (optiqoflow._writer: static SQL, plans cached per session).
+-- Within the batch a key present twice keeps its newest version (PITFALLS 9).
 --
 -- Concurrency: the caller holds the row-bucket locks of these keys (optiqoflow._lock_rows),
 -- so an INSERT and a DELETE of one key cannot interleave between reading the tombstone
@@ -32,7 +33,7 @@ DECLARE
     v_records   jsonb;
     v_keys      text[];
     v_group     jsonb;
-    v_cols      text[];
+    v_writer    text := optiqoflow._writer(p_table, p_columns);
     v_now       timestamptz := now();
     v_xid       xid8 := pg_current_xact_id();
     v_written   bigint := 0;
@@ -40,6 +41,19 @@ DECLARE
     v_stale     bigint := 0;
     w bigint; d bigint; s bigint;
 BEGIN
+    IF jsonb_array_length(p_records) = 1 THEN
+        -- one record (every real-time change): no de-duplication or grouping to do
+        v_records := p_records;
+        IF jsonb_typeof(v_records -> 0 -> 'updated_at') IS DISTINCT FROM 'string' THEN
+            v_records := jsonb_build_array((v_records -> 0) || jsonb_build_object('updated_at', p_occurred_at));
+        END IF;
+        v_keys := ARRAY(SELECT jsonb_object_keys(v_records -> 0));
+        EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', v_writer)
+           INTO w, d, s
+          USING p_tenant_id, p_table, v_records, v_keys, v_now, v_xid, p_sync_run;
+        RETURN jsonb_build_object('written', w, 'duplicate', d, 'stale', s);
+    END IF;
+
     -- version into updated_at, then the newest version of each key
     SELECT coalesce(jsonb_agg(e), '[]') INTO v_records
       FROM (SELECT DISTINCT ON ((e ->> 'id')::uuid) e
@@ -48,62 +62,16 @@ BEGIN
                       FROM jsonb_array_elements(p_records) AS r(e)) v
              ORDER BY (e ->> 'id')::uuid, (e ->> 'updated_at')::timestamptz DESC) d;
 
+    -- one statement per key set: a key absent from a record keeps its stored value
     FOR v_keys, v_group IN
         SELECT ks, jsonb_agg(e)
           FROM (SELECT e, ARRAY(SELECT k FROM jsonb_object_keys(e) k ORDER BY k) AS ks
                   FROM jsonb_array_elements(v_records) AS r(e)) g
          GROUP BY ks
     LOOP
-        -- the columns this group writes: its keys that are columns (ignored keys drop out)
-        SELECT array_agg(k ORDER BY k) INTO v_cols
-          FROM unnest(v_keys) k
-         WHERE k = ANY (p_columns) AND k NOT IN ('id', 'tenant_id');
-
-        EXECUTE format($sql$
-            WITH src AS (
-                SELECT r.* FROM jsonb_populate_recordset(NULL::optiqoflow.%1$I, $1) r
-            ), cls AS (
-                SELECT s.*,
-                       CASE WHEN t.id IS NULL AND (tb.version IS NULL OR s.updated_at > tb.version) THEN 'w'
-                            WHEN t.id IS NULL THEN 's'
-                            WHEN s.updated_at > t.updated_at THEN 'w'
-                            WHEN s.updated_at = t.updated_at THEN 'd'
-                            ELSE 's' END AS _of_action
-                  FROM src s
-                  LEFT JOIN optiqoflow.%1$I t ON t.tenant_id = $2 AND t.id = s.id
-                  LEFT JOIN optiqoflow.tombstones tb
-                         ON tb.tenant_id = $2 AND tb.target_table = $3 AND tb.id = s.id
-            ), w AS (
-                INSERT INTO optiqoflow.%1$I AS t (tenant_id, id, %2$s, _of_written_at, _of_xid, _of_sync_run)
-                SELECT $2, c.id, %3$s, $4, $5, $6 FROM cls c WHERE c._of_action = 'w'
-                ON CONFLICT (tenant_id, id) DO UPDATE
-                   SET %4$s, _of_written_at = EXCLUDED._of_written_at,
-                       _of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run
-                 WHERE t.updated_at < EXCLUDED.updated_at
-                RETURNING t.id
-            ), cleared AS (
-                DELETE FROM optiqoflow.tombstones x USING w
-                 WHERE x.tenant_id = $2 AND x.target_table = $3 AND x.id = w.id
-                RETURNING 1
-            ), marked AS (
-                UPDATE optiqoflow.%1$I t SET _of_sync_run = $6
-                  FROM cls c
-                 WHERE $6 IS NOT NULL AND c._of_action IN ('d', 's')
-                   AND t.tenant_id = $2 AND t.id = c.id AND t._of_sync_run IS DISTINCT FROM $6
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM w),
-                   (SELECT count(*) FROM cls WHERE _of_action = 'd'),
-                   (SELECT count(*) FROM cls WHERE _of_action = 's')
-                   + 0 * (SELECT count(*) FROM cleared) + 0 * (SELECT count(*) FROM marked)
-            $sql$,
-            p_table,
-            (SELECT string_agg(format('%I', c), ', ') FROM unnest(v_cols) c),
-            (SELECT string_agg(format('c.%I', c), ', ') FROM unnest(v_cols) c),
-            (SELECT string_agg(format('%1$I = EXCLUDED.%1$I', c), ', ') FROM unnest(v_cols) c))
-        INTO w, d, s
-        USING v_group, p_tenant_id, p_table, v_now, v_xid, p_sync_run;
-
+        EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', v_writer)
+           INTO w, d, s
+          USING p_tenant_id, p_table, v_group, v_keys, v_now, v_xid, p_sync_run;
         v_written := v_written + w;
         v_duplicate := v_duplicate + d;
         v_stale := v_stale + s;

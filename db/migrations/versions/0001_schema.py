@@ -36,5 +36,6 @@ def downgrade() -> None:
                              public.charts;
         DROP SCHEMA IF EXISTS tenants CASCADE;
         DROP SCHEMA IF EXISTS optiqoflow CASCADE;
+        DROP SCHEMA IF EXISTS optiqoflow_gen CASCADE;
         """
     )

@@ -25,6 +25,12 @@ COMMENT ON SCHEMA optiqoflow IS 'optiqoflow: data synced from the Optiqo platfor
 CREATE SCHEMA tenants;
 COMMENT ON SCHEMA tenants IS 'optiqoflow: per-tenant views and per-tenant bookkeeping';
 
+-- Generated per-table writer functions (optiqoflow._writer): static SQL whose plans
+-- PostgreSQL caches, generated again when a table's columns change. Not edited by hand.
+CREATE SCHEMA optiqoflow_gen;
+COMMENT ON SCHEMA optiqoflow_gen IS 'optiqoflow: generated per-table writer functions (see optiqoflow._writer); never edited by hand';
+REVOKE ALL ON SCHEMA optiqoflow_gen FROM PUBLIC;
+
 REVOKE ALL ON SCHEMA optiqoflow FROM PUBLIC;
 REVOKE ALL ON SCHEMA tenants FROM PUBLIC;
 GRANT USAGE ON SCHEMA optiqoflow TO authenticated, service_role;
