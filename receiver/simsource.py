@@ -770,7 +770,7 @@ def _start_run(
             for (t, tab), ids in wl.live.items()
             if (n := len(ids)) >= 2 and (t, tab) not in busy
         ),
-        key=lambda x: (x[1], x[2]),
+        key=lambda x: (wl.tenants.index(x[1]), x[2]),  # by position: same seed, same plan,
     )
     if not pairs:
         return 0, []
