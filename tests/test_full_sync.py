@@ -26,6 +26,7 @@ from sync_helpers import (
     tombstone,
     tombstones,
     upsert,
+    v,
     versions,
     vt,
 )
@@ -174,6 +175,36 @@ def test_completion_keeps_rows_written_after_the_run_started(conn: Conn, tenant:
     # a late older copy of the removed row does not bring it back
     assert apply(conn, upsert(tenant, rec(old_untouched, 1)))["status"] == "stale"
     assert row(conn, tenant, old_untouched) is None
+
+
+def test_a_change_newer_than_the_source_snapshot_survives_even_if_it_arrived_first(
+    conn: Conn, tenant: str
+) -> None:
+    # The source reads its snapshot at version 5 (occurred_at); a row created at version 6
+    # is not in it, and its INSERT event reaches us before the run's first batch. Without
+    # the snapshot time the completion would remove it as "written before the run started".
+    gone = seed(conn, tenant, 1, version=1)[0]     # deleted at the source before the read
+    after = seed(conn, tenant, 1, version=6)[0]    # created at the source after the read
+    run = [new_id() for _ in range(2)]
+    applied(apply(conn, full_sync(tenant, batch(run[:1], 2), offset=0, total=2, occurred_at=v(5))))
+    ans = applied(apply(conn, full_sync(tenant, batch(run[1:], 2), offset=1, total=2, occurred_at=v(5))))
+
+    assert ans["removed"] == 1
+    assert set(rows(conn, tenant)) == {*run, after}
+    assert tombstones(conn, tenant) == {gone: vt(1)}
+    (run_row,) = sync_runs(conn, tenant)
+    assert run_row["state"] == "complete"
+
+
+def test_without_total_offset_zero_keeps_a_change_newer_than_the_source_snapshot(
+    conn: Conn, tenant: str
+) -> None:
+    old, after = seed(conn, tenant, 1, version=1)[0], seed(conn, tenant, 1, version=6)[0]
+    run = [new_id() for _ in range(2)]
+    ans = applied(apply(conn, full_sync(tenant, batch(run, 2), offset=0, occurred_at=v(5))))
+    assert ans["removed"] == 1
+    assert set(rows(conn, tenant)) == {*run, after}
+    assert old not in rows(conn, tenant)
 
 
 def test_real_time_changes_during_a_run_are_not_undone_by_older_copies_in_later_batches(

@@ -180,6 +180,8 @@ CREATE TABLE optiqoflow.sync_runs (
     last_batch_at  timestamptz,
     finished_at    timestamptz,
     removed        bigint,
+    -- the earliest occurred_at of its batches: when the source read its snapshot
+    source_snapshot_at timestamptz,
     CONSTRAINT sync_runs_state CHECK (state IN ('running', 'complete', 'abandoned')),
     CONSTRAINT sync_runs_total CHECK (total IS NULL OR total >= 0),
     CONSTRAINT sync_runs_sync_id_key UNIQUE (tenant_id, target_table, sync_id)

@@ -43,6 +43,7 @@ DECLARE
     v_completes boolean := false;
     v_wipes     boolean := false;
     v_seen      boolean;
+    v_snapshot_at timestamptz;
     v_result    jsonb;
     v_removed   bigint;
     v_now       timestamptz := now();   -- Citus: no now() inside CASE in a distributed UPDATE
@@ -106,6 +107,12 @@ BEGIN
             nullif(current_setting('optiqoflow.log_id', true), '')::bigint);
 
     v_total := coalesce(v_run.total, p_total);
+    -- The source's snapshot time, when the sender says it (occurred_at of the batches; the
+    -- earliest wins). A row whose version is newer than that snapshot cannot be missing
+    -- from it because it was deleted: it changed after the read, and its own INSERT /
+    -- UPDATE / DELETE event carries that change. Such a row is never removed by the run,
+    -- even if its event arrived before the run's first batch.
+    v_snapshot_at := least(v_run.source_snapshot_at, p_occurred_at);
     v_cover := v_run.covered + int8multirange(int8range(v_offset, v_offset + v_count));
     IF v_run.state = 'running' THEN
         v_completes := v_total IS NOT NULL AND v_cover @> int8range(0, v_total);
@@ -127,8 +134,9 @@ BEGIN
             'WITH gone AS (DELETE FROM optiqoflow.%I t'
             '  WHERE t.tenant_id = $1 AND t._of_sync_run IS DISTINCT FROM $2'
             '    AND t.id <> ALL (SELECT (e ->> ''id'')::uuid FROM jsonb_array_elements($3) e)'
+            '    AND ($4::timestamptz IS NULL OR t.updated_at <= $4)'
             '  RETURNING 1) SELECT count(*) FROM gone', v_table)
-        INTO v_removed USING p_tenant_id, v_run.id, p_records;
+        INTO v_removed USING p_tenant_id, v_run.id, p_records, v_snapshot_at;
     END IF;
 
     v_result := optiqoflow._write_records(p_tenant_id, v_table, p_records, p_occurred_at, v_columns,
@@ -139,6 +147,7 @@ BEGIN
             'WITH gone AS (DELETE FROM optiqoflow.%I t'
             '  WHERE t.tenant_id = $1 AND t._of_sync_run IS DISTINCT FROM $2'
             '    AND coalesce(pg_visible_in_snapshot(t._of_xid, $3), true)'
+            '    AND ($6::timestamptz IS NULL OR t.updated_at <= $6)'
             '  RETURNING t.id, t.updated_at),'
             ' tomb AS (INSERT INTO optiqoflow.tombstones AS x (tenant_id, target_table, id, version, webhook_log_id)'
             '  SELECT $1, $4, g.id, g.updated_at, $5 FROM gone g'
@@ -148,12 +157,13 @@ BEGIN
             ' SELECT count(*) + 0 * (SELECT count(*) FROM tomb) FROM gone', v_table)
         INTO v_removed
         USING p_tenant_id, v_run.id, v_run.start_snapshot, v_table,
-              nullif(current_setting('optiqoflow.log_id', true), '')::bigint;
+              nullif(current_setting('optiqoflow.log_id', true), '')::bigint, v_snapshot_at;
     END IF;
 
     UPDATE optiqoflow.sync_runs r
        SET covered = v_cover,
            total = v_total,
+           source_snapshot_at = v_snapshot_at,
            batches = r.batches + 1,
            records = r.records + v_count,
            stale = r.stale + (v_result ->> 'stale')::bigint,
