@@ -5,38 +5,17 @@ CONTRACT section 5 ("Columns", refusals) and PITFALLS 6, 11.
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 from conftest import apply
 from psycopg import errors
-
-_versions = itertools.count(1)
-_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def version() -> str:
-    return (_EPOCH + timedelta(seconds=next(_versions))).isoformat()
-
-
-def rec(**fields: Any) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "updated_at": version(), **fields}
-
-
-def insert(
-    c: psycopg.Connection[Any],
-    tenant: str,
-    record: dict[str, Any],
-    table: str = "adhoc_work_orders",
-) -> dict[str, Any]:
-    return apply(c, {"type": "INSERT", "table": table, "tenant_id": tenant, "record": record})
+from push_helpers import insert, rec, version
 
 
 def column_types(

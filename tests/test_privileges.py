@@ -8,13 +8,11 @@ Roles are cluster-global: each test role gets a unique name and is dropped after
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -22,9 +20,7 @@ import pytest
 from conftest import apply
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
-
-_versions = itertools.count(1)
-_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+from push_helpers import push, rec, version
 
 # the write functions of CONTRACT section 4: EXECUTE for service_role only
 WRITE_FUNCTIONS = [
@@ -47,23 +43,6 @@ BOOKKEEPING = [
     "optiqoflow.sync_run_batches",
     "tenants.tenant_data_push_log",
 ]
-
-
-def version() -> str:
-    return (_EPOCH + timedelta(seconds=next(_versions))).isoformat()
-
-
-def rec(**fields: Any) -> dict[str, Any]:
-    return {"id": str(uuid.uuid4()), "updated_at": version(), **fields}
-
-
-def push(
-    c: psycopg.Connection[Any], tenant: str, table: str = "adhoc_work_orders", **fields: Any
-) -> dict[str, Any]:
-    record = fields.pop("record", None) or rec(**fields)
-    answer = apply(c, {"type": "INSERT", "table": table, "tenant_id": tenant, "record": record})
-    assert answer["status"] == "applied", answer
-    return answer
 
 
 def view(tenant: str, table: str) -> sql.Composable:

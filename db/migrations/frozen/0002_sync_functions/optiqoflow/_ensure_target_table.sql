@@ -12,10 +12,7 @@ BEGIN
     IF to_regclass(format('optiqoflow.%I', p_table)) IS NOT NULL THEN
         RETURN false;
     END IF;
-    IF p_table !~ '^[a-z_][a-z0-9_]{0,25}$' THEN
-        RAISE EXCEPTION 'invalid target table name: %', left(p_table, 100)
-            USING ERRCODE = 'OF011', HINT = 'Target names match ^[a-z_][a-z0-9_]{0,25}$.';
-    END IF;
+    PERFORM optiqoflow._valid_target(p_table);
     v_previous := optiqoflow._ddl_lock('ddl/' || p_table);
     -- re-check with a query, not the syscache (see _writer)
     IF NOT EXISTS (SELECT FROM pg_class c

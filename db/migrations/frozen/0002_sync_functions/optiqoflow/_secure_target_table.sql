@@ -12,10 +12,7 @@ AS $$
 -- The policies call the STABLE functions directly, not as (SELECT f()): Citus refuses
 -- subqueries in policies on distributed tables (optiqoflow.distribute).
 BEGIN
-    IF p_table !~ '^[a-z_][a-z0-9_]{0,25}$' THEN
-        RAISE EXCEPTION 'invalid target table name: %', left(p_table, 100)
-            USING ERRCODE = 'OF011', HINT = 'Target names match ^[a-z_][a-z0-9_]{0,25}$.';
-    END IF;
+    PERFORM optiqoflow._valid_target(p_table);
     EXECUTE format('ALTER TABLE optiqoflow.%I ENABLE ROW LEVEL SECURITY', p_table);
     EXECUTE format('DROP POLICY IF EXISTS tenant_by_claims ON optiqoflow.%I', p_table);
     EXECUTE format('CREATE POLICY tenant_by_claims ON optiqoflow.%I FOR ALL TO authenticated '

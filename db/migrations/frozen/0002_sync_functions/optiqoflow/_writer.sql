@@ -25,10 +25,7 @@ BEGIN
     IF to_regproc(format('optiqoflow_gen.%I', v_name)) IS NOT NULL THEN
         RETURN v_name;
     END IF;
-    IF p_table !~ '^[a-z_][a-z0-9_]{0,25}$' THEN
-        RAISE EXCEPTION 'invalid target table name: %', left(p_table, 100)
-            USING ERRCODE = 'OF011', HINT = 'Target names match ^[a-z_][a-z0-9_]{0,25}$.';
-    END IF;
+    PERFORM optiqoflow._valid_target(p_table);
     v_previous := optiqoflow._ddl_lock('ddl/' || p_table);
     -- re-check with a query, not the syscache: a writer another session generated while
     -- we waited for the lock is visible to a new snapshot, not necessarily to the cache
