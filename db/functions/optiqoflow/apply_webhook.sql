@@ -78,12 +78,13 @@ BEGIN
         END IF;
 
         IF jsonb_typeof(p_payload -> 'occurred_at') = 'string' THEN
-            BEGIN
-                v_occurred := (p_payload ->> 'occurred_at')::timestamptz;
-            EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow OR invalid_text_representation THEN
-                RAISE EXCEPTION 'occurred_at is not a timestamp: %', left(p_payload ->> 'occurred_at', 60)
+            -- ISO 8601 only (no 'now', 'epoch' or 'infinity'); a well-formed but impossible
+            -- date (month 13) is refused with PostgreSQL's own 22008 by the cast
+            IF p_payload ->> 'occurred_at' !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)' THEN
+                RAISE EXCEPTION 'occurred_at is not an ISO 8601 timestamp: %', left(p_payload ->> 'occurred_at', 60)
                     USING ERRCODE = 'OF006', HINT = 'occurred_at is ISO 8601, e.g. "2026-11-26T10:00:00Z".';
-            END;
+            END IF;
+            v_occurred := (p_payload ->> 'occurred_at')::timestamptz;
         ELSIF jsonb_typeof(p_payload -> 'occurred_at') IS DISTINCT FROM 'null' AND p_payload ? 'occurred_at' THEN
             RAISE EXCEPTION 'occurred_at is not a timestamp string'
                 USING ERRCODE = 'OF006', HINT = 'occurred_at is ISO 8601, e.g. "2026-11-26T10:00:00Z".';
