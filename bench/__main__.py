@@ -70,7 +70,8 @@ def run_at(rev: str, argv: list[str]) -> int:
         shutil.copytree(Path(__file__).resolve().parent, src / "bench",
                         ignore=shutil.ignore_patterns("__pycache__"))
         env = {**os.environ, "PYTHONPATH": str(src),
-               "BENCH_SOURCE": f"commit {full} (clean export of {rev})"}
+               "BENCH_SOURCE": f"commit {full} (clean export of {rev})",
+               "BENCH_ARGV": " ".join(sys.argv[1:])}
         return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=src, env=env).returncode
 
 
@@ -79,7 +80,7 @@ def header(cl: common.Cluster, argv: list[str]) -> str:
     settings = cl.settings()
     server = "embedded PostgreSQL (receiver.embedded)" if cl.embedded else "the server named by --dsn"
     return "\n".join([
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -m bench {' '.join(argv)}`\n",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -m bench {os.environ.get('BENCH_ARGV') or ' '.join(argv)}`\n",
         f"- code measured: {source()}",
         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']} memory, {m['os']}, Python {m['python']}",
         f"- PostgreSQL {cl.version()}, {server}: "
