@@ -21,7 +21,7 @@ AS $$
 -- sender retries and nothing is half-applied.
 DECLARE
     v_t0        timestamptz := clock_timestamp();
-    v_log_id    bigint := nextval(pg_get_serial_sequence('optiqoflow.webhook_logs', 'id'));
+    v_log_id    bigint := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
     v_type      text;
     v_source    text;
     v_target    text;

@@ -140,7 +140,7 @@ BEGIN
     END IF;
 
     v_result := optiqoflow._write_records(p_tenant_id, v_table, p_records, p_occurred_at, v_columns,
-                                          CASE WHEN v_run.state = 'running' THEN v_run.id END);
+                                          CASE WHEN v_run.state = 'running' THEN v_run.id END, v_info);
 
     IF v_completes THEN
         EXECUTE format(

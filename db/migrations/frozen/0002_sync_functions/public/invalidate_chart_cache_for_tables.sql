@@ -23,7 +23,9 @@ DECLARE
     v_charts  uuid[];
     v_payload text;
 BEGIN
-    IF p_tenant_id IS NULL OR p_tables IS NULL OR cardinality(p_tables) = 0 THEN
+    -- most pushes touch tables no chart reads: one index probe, then nothing to do
+    IF p_tenant_id IS NULL OR p_tables IS NULL OR cardinality(p_tables) = 0
+       OR NOT EXISTS (SELECT FROM public.chart_table_dependencies d WHERE d.table_name = ANY (p_tables)) THEN
         RETURN jsonb_build_object('entries', 0, 'charts', '[]'::jsonb);
     END IF;
 
