@@ -399,3 +399,39 @@ def test_a_value_that_does_not_fit_is_refused_and_kept(
             == rows_before
         )
         assert logged(conn, answer["log_id"])[:3] == ("refused", answer["sqlstate"], payload)
+
+
+def test_a_new_mapping_gets_its_table_on_the_first_push(
+    conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """CONTRACT 4: a DBA adds a mapping with one INSERT; the first push creates the target
+    (tenant_id, id, updated_at, bookkeeping), which then grows by evolution, secured like
+    the 21 others."""
+    conn.execute(
+        "INSERT INTO optiqoflow.table_mappings (source_table, target_table)"
+        " VALUES ('equipment_items', 'equipment')"
+    )
+    assert column_types(conn, "optiqoflow.equipment") == {}
+    answer = insert(conn, tenant, rec(name="vacuum", watts=1200, tags=["a"]), "equipment_items")
+    assert answer["status"] == "applied" and answer["table"] == "equipment", answer
+
+    types = column_types(conn, "optiqoflow.equipment")
+    assert {k: types[k] for k in ("tenant_id", "id", "updated_at")} == {
+        "tenant_id": "uuid", "id": "uuid", "updated_at": "timestamp with time zone",
+    }  # fmt: skip
+    assert {k: types[k] for k in ("name", "watts", "tags")} == {
+        "name": "text", "watts": "numeric", "tags": "jsonb",
+    }  # fmt: skip
+    assert {k for k in types if k.startswith("_of_")} == {"_of_written_at", "_of_xid", "_of_sync_run"}
+    rls, policies = conn.execute(
+        "SELECT c.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)"
+        " FROM pg_class c WHERE c.oid = 'optiqoflow.equipment'::regclass"
+    ).fetchone()  # type: ignore[misc]
+    assert rls and policies == 2
+    assert conn.execute(
+        "SELECT has_table_privilege('authenticated', 'optiqoflow.equipment', 'SELECT'),"
+        " has_table_privilege('anon', 'optiqoflow.equipment', 'SELECT')"
+    ).fetchone() == (True, False)
+    assert conn.execute(
+        "SELECT name, watts FROM optiqoflow.equipment WHERE tenant_id = %s", (tenant,)
+    ).fetchall() == [("vacuum", 1200)]
