@@ -40,6 +40,10 @@ DECLARE
     v_hint      text;
     v_version   timestamptz;   -- the change's version, for lag_ms (INSERT / UPDATE / DELETE)
 BEGIN
+    IF jsonb_typeof(p_payload) = 'object' AND upper(p_payload ->> 'type') = 'BATCH'
+       AND jsonb_typeof(p_payload -> 'events') = 'array' THEN
+        RETURN optiqoflow.apply_webhook_batch(p_payload, p_delivery_id);   -- our batch envelope
+    END IF;
     PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);
 
     BEGIN
