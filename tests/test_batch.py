@@ -77,11 +77,16 @@ def test_a_retried_envelope_is_a_duplicate_event_by_event(conn: Conn, tenant: st
     assert stored(conn, tenant) == {a: "a2"}
 
 
-def test_a_nested_envelope_is_refused_and_the_rest_applies(conn: Conn, tenant: str) -> None:
+def test_a_nested_envelope_or_full_sync_is_refused_and_the_rest_applies(
+    conn: Conn, tenant: str
+) -> None:
     a = str(uuid.uuid4())
-    answer = apply(conn, envelope(tenant, envelope(tenant), upsert(None, rec(a, 1, title="x"))))
-    assert [e["status"] for e in answer["events"]] == ["refused", "applied"]
-    assert answer["events"][0]["sqlstate"] == "OF004"
+    full_sync = {"type": "FULL_SYNC", "table": "adhoc_work_orders", "records": [], "offset": 0}
+    answer = apply(
+        conn, envelope(tenant, envelope(tenant), full_sync, upsert(None, rec(a, 1, title="x")))
+    )
+    assert [e["status"] for e in answer["events"]] == ["refused", "refused", "applied"]
+    assert [e["sqlstate"] for e in answer["events"][:2]] == ["OF004", "OF004"]
 
 
 def test_an_envelope_without_events_is_refused(conn: Conn) -> None:
@@ -102,3 +107,40 @@ async def test_through_http_one_request_one_commit(db_dsn: str, tenant: str) -> 
     assert reply.body["counts"] == {"applied": 2}
     with psycopg.connect(db_dsn) as c:
         assert stored(c, tenant) == {a: "a", b: "b"}
+
+
+def test_envelopes_with_the_same_keys_in_opposite_orders_do_not_deadlock(
+    db_dsn: str, tenant: str
+) -> None:
+    import threading
+
+    other = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    errors: list[BaseException] = []
+
+    def send(order: list[str], version: int) -> None:
+        try:
+            with psycopg.connect(db_dsn, autocommit=True) as c:
+                events = [
+                    upsert(t, rec(k, version, title=f"v{version}"))
+                    for k in order
+                    for t in (tenant, other)
+                ]
+                apply(c, envelope(None, *events))
+        except BaseException as e:
+            errors.append(e)
+
+    for round_ in range(3):
+        threads = [
+            threading.Thread(target=send, args=(ids if i % 2 else ids[::-1], round_ * 10 + i + 1))
+            for i in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    with psycopg.connect(db_dsn) as c:
+        # the newest version of the last round won everywhere, for both tenants
+        assert set(stored(c, tenant).values()) == {"v26"}
+        assert set(stored(c, other).values()) == {"v26"}

@@ -9,11 +9,13 @@ AS $$
 -- The batch envelope (our extension; README "Batch envelope"): many real-time events in
 -- one signed request and one commit.
 --     {"type": "BATCH", "tenant_id": "<optional default>", "events": [<payload>, ...]}
--- Each event is an ordinary payload (INSERT | UPDATE | DELETE | FULL_SYNC) applied by
+-- Each event is an ordinary real-time payload (INSERT | UPDATE | DELETE) applied by
 -- apply_webhook in order, with its own outcome, log row, push log and invalidation; the
 -- delivery id of event i is "<delivery id>/<i>" (1-based), so a retried envelope is a
 -- duplicate event by event. An event without tenant_id takes the envelope's. A refused
--- event does not stop the others; a transient error rolls the whole envelope back.
+-- event (a FULL_SYNC or a nested BATCH among them) does not stop the others; a transient
+-- error rolls the whole envelope back. The row locks of all events are taken first, in
+-- the global order, so concurrent envelopes cannot deadlock on them.
 -- Answers {"status": "applied", "rows": total, "events": [<each answer>], "counts":
 -- {"applied": n, ...}, "log_id": the envelope's log row}; "refused" only when the
 -- envelope itself is malformed.
@@ -31,9 +33,29 @@ BEGIN
     IF jsonb_typeof(p_payload -> 'events') IS DISTINCT FROM 'array' THEN
         RETURN optiqoflow.apply_webhook(p_payload, p_delivery_id);   -- refused there, and logged
     END IF;
+    -- Every row lock of the envelope first, in the one global order (_lock_rows): two
+    -- envelopes touching the same keys in different orders would otherwise deadlock.
+    PERFORM pg_advisory_xact_lock(l.space, l.bucket)
+       FROM (SELECT DISTINCT hashtext(k.tenant::text || '/' || k.target) AS space,
+                             hashtext(k.id::text) & 63 AS bucket
+               FROM (SELECT CASE WHEN x.tenant ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' THEN x.tenant::uuid END AS tenant,
+                            CASE WHEN x.id ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' THEN x.id::uuid END AS id,
+                            coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.tbl),
+                                     (SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.target_table = x.tbl)) AS target
+                       FROM (SELECT coalesce(e ->> 'tenant_id', p_payload ->> 'tenant_id',
+                                             e -> 'record' ->> 'tenant_id', e -> 'old_record' ->> 'tenant_id') AS tenant,
+                                    coalesce(e -> 'record' ->> 'id', e -> 'old_record' ->> 'id') AS id,
+                                    e ->> 'table' AS tbl
+                               FROM jsonb_array_elements(p_payload -> 'events') AS ev(e)
+                              WHERE jsonb_typeof(e) = 'object') x) k
+              WHERE k.tenant IS NOT NULL AND k.id IS NOT NULL AND k.target IS NOT NULL) l
+      ORDER BY l.space, l.bucket;
+
     FOR v_event, v_index IN SELECT e, o FROM jsonb_array_elements(p_payload -> 'events') WITH ORDINALITY AS x(e, o) LOOP
-        IF jsonb_typeof(v_event) = 'object' AND upper(v_event ->> 'type') = 'BATCH' THEN
-            v_event := jsonb_build_object('type', 'BATCH (nested)', 'table', v_event -> 'table');
+        IF jsonb_typeof(v_event) = 'object' AND upper(v_event ->> 'type') IN ('BATCH', 'FULL_SYNC') THEN
+            -- real-time events only: a FULL_SYNC batch takes its run's lock before row locks
+            v_event := jsonb_build_object('type', upper(v_event ->> 'type') || ' (inside a BATCH)',
+                                          'table', v_event -> 'table');
         ELSIF jsonb_typeof(v_event) = 'object' AND NOT v_event ? 'tenant_id' AND v_tenant IS NOT NULL THEN
             v_event := v_event || jsonb_build_object('tenant_id', v_tenant);
         END IF;
