@@ -181,7 +181,8 @@ BEGIN
         (id, tenant_id, source_table, target_table, operation, outcome, rows, duration_ms,
          error, sqlstate, detail, payload, delivery_id, event_id, sync_run_id, replay_of, lag_ms)
     VALUES
-        (v_log_id, v_tenant, left(v_source, 200), v_target, v_type, v_status, v_rows,
+        (v_log_id, coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload)), left(v_source, 200),
+         v_target, v_type, v_status, v_rows,
          extract(epoch FROM clock_timestamp() - v_t0) * 1000,
          v_error, v_state,
          nullif(jsonb_strip_nulls(jsonb_build_object(
