@@ -11,6 +11,13 @@ status the contract gives the case:
 
 The nesting depth is measured on the bytes before parsing, so Python's recursive
 parser never gets near its recursion limit.
+
+Cost: the checks that need no parser run over the bytes at C speed (bytes.translate,
+bytes.replace, substring search); the parse itself is `json.loads` with the smallest
+hooks that keep the rules exact (duplicate keys; exponents and long literals of
+floats). Only when a cheap test finds a candidate (a run of over 1,000 digits, which
+may be inside a string; an escape that may be `\\u0000` or a lone surrogate) does the
+exact, slower check run, so a candidate inside a string is never refused.
 """
 
 from __future__ import annotations
@@ -24,11 +31,33 @@ MAX_DEPTH = 64
 MAX_NUMBER_DIGITS = 1000
 MAX_EXPONENT = 1000
 
-_KEEP = b'"[]{}'
-_DROP_ALL_BUT_KEEP = bytes(sorted(set(range(256)) - set(_KEEP)))
-_DEPTH_STEP = {ord("{"): 1, ord("["): 1, ord("}"): -1, ord("]"): -1}
-# a cheap pre-filter: only bodies with these escapes can hold what jsonb refuses
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# --- nesting depth: brackets outside strings, at C speed --------------------------------
+# every opening bracket becomes "[", every closing one "]", quotes stay, the rest goes
+_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_DROP_ALL_BUT_KEEP = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_DEPTH_STEP = {ord("["): 1, ord("]"): -1}
+# the escapes that can hide a quote, read left to right as JSON reads them
+_ESCAPED_BACKSLASH_OR_QUOTE = re.compile(rb'\\[\\"]')
+
+# --- numbers -------------------------------------------------------------------------------
+# An integer literal over MAX_NUMBER_DIGITS digits is a run of that many digits in the
+# body (only floats, which go through a hook, can spread their digits over several runs).
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_DIGIT_RUN = b"0" * (MAX_NUMBER_DIGITS + 1)
+
+# --- what jsonb cannot hold ------------------------------------------------------------------
+# A superset of the escapes that decode to U+0000 or to a lone surrogate: \u0000; a high
+# half not followed by a low half; a low half not preceded by a high half; and a pair
+# preceded by a backslash (then which backslash escapes what needs the exact check).
+# A pair such as \ud83d\ude00 (an emoji) is not a candidate.
+_SUSPECT_ESCAPE = re.compile(
+    rb"\\(?:"  # every alternative starts with a backslash: a fast scan for it
+    rb"u0000"
+    rb"|u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\)u[dD][c-fC-F]"
+    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F]"
+    rb")"
+)
 _UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -48,19 +77,15 @@ def parse_payload(body: bytes) -> dict[str, Any]:
         raise Unusable(f"body is not valid UTF-8 (byte {e.start})") from None
     if nesting_depth(body) > MAX_DEPTH:
         raise Unusable(f"JSON nested deeper than {MAX_DEPTH} levels")
+    # integer literals go through a hook only when the body has a long digit run
+    exact_ints = _LONG_DIGIT_RUN in body.translate(_DIGITS_AS_ZERO)
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_object_without_duplicates,
-            parse_constant=_refuse_constant,
-            parse_int=_guarded_int,
-            parse_float=_guarded_float,
-        )
+        value = (_EXACT_DECODER if exact_ints else _DECODER).decode(text)
     except json.JSONDecodeError as e:
         raise Unusable(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     if not isinstance(value, dict):
         raise Unusable(f"the body is a JSON {_kind(value)}, not an object")
-    if _SUSPECT_ESCAPE.search(body):
+    if b"\\" in body and _SUSPECT_ESCAPE.search(body):
         _refuse_unstorable_strings(value)
     return value
 
@@ -71,23 +96,44 @@ def nesting_depth(body: bytes) -> int:
     Exact on every prefix of the body that is valid JSON, which is all the parser ever
     descends into, so the parser never nests deeper than this. Works on bytes: UTF-8
     never puts an ASCII byte inside a multi-byte character."""
-    # escapes first, left to right as JSON reads them: "\\" pairs, then "\"" quotes;
-    # every quote left delimits a string, so the even parts between quotes are outside
-    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    tokens = unescaped.translate(None, delete=_DROP_ALL_BUT_KEEP)
-    outside = b"".join(tokens.split(b'"')[::2])
-    return max(itertools.accumulate(_DEPTH_STEP[b] for b in outside), default=0)
+    # escapes first (a backslash and the quote or backslash it escapes), then every
+    # quote left delimits a string: what lies between an odd and the next even quote
+    # is inside one
+    if b"\\" in body:
+        body = _ESCAPED_BACKSLASH_OR_QUOTE.sub(b"", body)
+    tokens = body.translate(_BRACKETS, delete=_DROP_ALL_BUT_KEEP)
+    # dropping two adjacent quotes changes no byte's side (inside or outside): this
+    # removes every string without a bracket in it, i.e. nearly all of them
+    tokens = tokens.replace(b'""', b"")
+    if b'"' in tokens:
+        tokens = b"".join(tokens.split(b'"')[::2])
+    # balanced brackets: each pass removes the innermost pairs, one level of nesting
+    rest, depth = tokens, 0
+    while rest and depth <= MAX_DEPTH:
+        shorter = rest.replace(b"[]", b"")
+        if len(shorter) == len(rest):
+            break
+        rest, depth = shorter, depth + 1
+    if not rest:
+        return depth
+    # unbalanced (not JSON) or deeper than the limit: the running count, exactly
+    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, tokens)), default=0)
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise Unusable(f"duplicate key {_short(key)} in one JSON object")
-            seen.add(key)
+        _refuse_duplicate(pairs)
     return obj
+
+
+def _refuse_duplicate(pairs: list[tuple[str, Any]]) -> NoReturn:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise Unusable(f"duplicate key {_short(key)} in one JSON object")
+        seen.add(key)
+    raise AssertionError("no duplicate key")  # pragma: no cover
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -104,12 +150,16 @@ def _check_number(literal: str) -> None:
 
 
 def _guarded_int(literal: str) -> int:
-    _check_number(literal)
+    if len(literal) > MAX_NUMBER_DIGITS:
+        _check_number(literal)
     return int(literal)
 
 
 def _guarded_float(literal: str) -> float:
-    _check_number(literal)
+    # a literal within the limits has at most 1,000 digits and, when it has an
+    # exponent, one of at most 4 digits (or more, if they are leading zeros)
+    if len(literal) > MAX_NUMBER_DIGITS or "e" in literal or "E" in literal:
+        _check_number(literal)
     return float(literal)
 
 
@@ -133,6 +183,20 @@ def _refuse_unstorable_strings(value: dict[str, Any]) -> None:
                 "which PostgreSQL jsonb cannot store",
                 422,
             )
+
+
+# shared like json's own default decoder: the scanner keeps no state between calls
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_without_duplicates,
+    parse_constant=_refuse_constant,
+    parse_float=_guarded_float,
+)
+_EXACT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object_without_duplicates,
+    parse_constant=_refuse_constant,
+    parse_float=_guarded_float,
+    parse_int=_guarded_int,
+)
 
 
 def _kind(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -115,6 +116,117 @@ def test_escapes_that_jsonb_holds_pass() -> None:
 
 def test_400_wins_over_422() -> None:
     assert refused(b'{"a": "\\u0000", "a": 1}').status == 400
+
+
+# --- the fast path's shortcuts never change a verdict ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"s": "' + b"7" * 5000 + b'"}',  # a long digit run inside a string is text
+        b'{"s": "' + b"1" * 1001 + b'", "n": 12}',  # ... also beside a short number
+        b'{"k' + b"9" * 2000 + b'": 1}',  # ... or inside a key
+        b'{"s": "1e1001", "t": "x, 2E-5000", "u": "[1e99999]"}',  # exponents in strings
+        b'{"id": "53e12345-e29b-41d4-a716-446655440000"}',  # hex that reads like 53e12345
+        b'{"a": ' + b"9" * 1000 + b', "b": -' + b"9" * 1000 + b"}",  # 1,000 digits, signed
+        b'{"a": 1.' + b"5" * 999 + b"}",  # a float of exactly 1,000 digits
+        b'{"a": 1e1000, "b": 1E-1000, "c": 1e+1000, "d": 2e0001000}',  # leading zeros
+        b'{"a": 1.5e-05, "b": 6.02E23, "c": -0.0}',
+    ],
+)
+def test_numbers_within_the_limits_and_digits_in_strings_pass(body: bytes) -> None:
+    assert parse_payload(body) == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"s": "' + b"1" * 2000 + b'", "n": ' + b"1" * 1001 + b"}", "1001 digits"),
+        (b'{"n": [' + b"1" * 5000 + b"]}", "5000 digits"),  # past Python's own int limit
+        (b'{"n": -' + b"2" * 1001 + b"}", "1001 digits"),
+        (b'{"n": 0.' + b"0" * 600 + b"1" + b"0" * 600 + b"}", "digits"),  # no run of 1,001
+        (b'{"n": ' + b"1" * 600 + b"." + b"1" * 600 + b"}", "digits"),
+        (b'{"n": 1' + b"0" * 500 + b"e" + b"1" * 501 + b"}", "digits"),
+        (b'{"n": 1e1001}', "exponent 1001"),
+        (b'{"n": 1E+1001}', "exponent +1001"),
+        (b'{"n": 1e-1001}', "exponent -1001"),
+        (b'{"n": 1.5e0001001}', "exponent 0001001"),
+        (b'{"n": [0.5, 1e99999]}', "exponent 99999"),
+        (b'{"n": 1e' + b"9" * 1000 + b"}", "digits"),
+    ],
+)
+def test_long_number_tokens_and_big_exponents_are_400(body: bytes, reason: str) -> None:
+    err = refused(body)
+    assert err.status == 400
+    assert reason in err.reason
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"a": "\\ud800"}',  # an escaped backslash, then the text "ud800"
+        rb'{"a": "\\\\u0000"}',
+        rb'{"a": "\ud83d\ude00 \uD83D\uDE00 \ud83d\uDc00"}',  # pairs, any case
+        rb'{"a": "\\\ud83d\ude00"}',  # an escaped backslash, then a pair
+        rb'{"a": "\u00e9\u20ac\\n"}',
+    ],
+)
+def test_escapes_that_only_look_unstorable_pass(body: bytes) -> None:
+    assert parse_payload(body) == json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"a": "\\\ud800"}',  # an escaped backslash, then a lone high half
+        rb'{"a": "\\ud83d\ude00"}',  # the text "ud83d", then a lone low half
+        rb'{"a": "\ud83d\ud83d\ude00"}',  # a high half before a pair
+        rb'{"a": "\ud83d\u0041"}',
+        rb'{"a": "\ud83d x \ude00"}',
+        rb'{"a": ["ok", {"b": "\\\\\u0000"}]}',
+    ],
+)
+def test_unstorable_escapes_behind_backslashes_are_422(body: bytes) -> None:
+    assert refused(body).status == 422
+
+
+@pytest.mark.parametrize(
+    ("body", "depth"),
+    [
+        (rb'{"a": "\\", "b": [[1]]}', 3),  # an escaped backslash before a closing quote
+        (rb'{"a": "\"[[[", "b": "]]]\""}', 1),
+        (b'{"a": "[", "b": "]", "c": [{}]}', 3),  # brackets split over two strings
+        (b'{"a": "", "b": "", "c": [""]}', 2),
+        (b"{}", 1),
+        (b"", 0),
+    ],
+)
+def test_nesting_depth_of_tricky_strings(body: bytes, depth: int) -> None:
+    assert nesting_depth(body) == depth
+
+
+def reference_depth(body: bytes) -> int:
+    """The first implementation of nesting_depth, kept as the reference: one step per
+    bracket, in Python."""
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    tokens = unescaped.translate(None, delete=bytes(sorted(set(range(256)) - set(b'"[]{}'))))
+    outside = b"".join(tokens.split(b'"')[::2])
+    step = {ord("{"): 1, ord("["): 1, ord("}"): -1, ord("]"): -1}
+    return max(itertools.accumulate(step[b] for b in outside), default=0)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet='{}[]"\\ab:,', max_size=150).map(str.encode))
+def test_nesting_depth_matches_the_reference_on_any_bytes(body: bytes) -> None:
+    assert nesting_depth(body) == reference_depth(body)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, MAX_DEPTH + 2, 200, 5000])
+def test_balanced_nesting_past_the_limit_is_measured_exactly(depth: int) -> None:
+    body = b"[" * depth + b"]" * depth
+    assert nesting_depth(body) == depth
+    assert nesting_depth(b'{"a": ' + body + b"}") == depth + 1
 
 
 # --- properties -------------------------------------------------------------------------
