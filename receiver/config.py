@@ -77,6 +77,13 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "Value of the `Retry-After` header sent with every 503.",
     ),
     EnvVar(
+        "OPTIQO_LARGE_BODY_PARSES",
+        "2",
+        "Most signed bodies over 1 MiB whose JSON is checked at the same time; more wait "
+        "their turn. Checking holds the parsed body, ~4x its size (a 16 MiB body: ~60 MiB "
+        "more), so this bounds what large deliveries add to the receiver's peak memory.",
+    ),
+    EnvVar(
         "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS",
         "30",
         "On SIGTERM/SIGINT: how long in-flight deliveries may take to finish.",
@@ -101,6 +108,7 @@ class Config:
     pool_max: int = 10
     pool_timeout: float = 5.0
     retry_after: int = 5
+    large_body_parses: int = 2
     shutdown_timeout: float = 30.0
 
     @property
@@ -135,6 +143,7 @@ class Config:
             pool_max=_int(env, "OPTIQO_POOL_MAX", 10, minimum=1),
             pool_timeout=_float(env, "OPTIQO_POOL_TIMEOUT_SECONDS", 5.0),
             retry_after=_int(env, "OPTIQO_RETRY_AFTER_SECONDS", 5, minimum=1),
+            large_body_parses=_int(env, "OPTIQO_LARGE_BODY_PARSES", 2, minimum=1),
             shutdown_timeout=_float(env, "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS", 30.0),
         )
         if config.pool_min > config.pool_max:

@@ -54,6 +54,21 @@ class Metrics:
         )
         self._pool_stats: Callable[[], Mapping[str, int]] | None = None
         self.registry.register(_PoolCollector(self._current_pool_stats))
+        # the labelled children, looked up once (labels() takes a lock and checks names)
+        self._delivery_counts: dict[tuple[str, str, str], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
+
+    def delivered(self, table: str, operation: str, status: str, seconds: float) -> None:
+        """Count one delivery and observe its duration."""
+        key = (table, operation, status)
+        count = self._delivery_counts.get(key)
+        if count is None:
+            count = self._delivery_counts[key] = self.deliveries.labels(*key)
+        count.inc()
+        duration = self._durations.get(status)
+        if duration is None:
+            duration = self._durations[status] = self.duration.labels(status)
+        duration.observe(seconds)
 
     def watch_pool(self, stats: Callable[[], Mapping[str, int]] | None) -> None:
         """Export the pool's statistics (None: the pool is closed)."""

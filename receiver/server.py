@@ -6,8 +6,10 @@
       2. read the body, at most OPTIQO_MAX_BODY_BYTES (413) within the read timeout (408);
       3. verify the signature on those raw bytes (401), before anything else;
       4. strict JSON (jsonguard): a signed body that cannot become jsonb is kept as bytes
-         by optiqoflow.record_unusable_delivery, answered 400 or 422;
-      5. one call, optiqoflow.apply_webhook, whose answer decides 200 or 422;
+         by optiqoflow.record_unusable_delivery, answered 400 or 422; bodies over 1 MiB
+         are checked in a worker thread, at most OPTIQO_LARGE_BODY_PARSES at once;
+      5. one call, optiqoflow.apply_webhook, with the body's bytes as they came; its
+         answer, passed on as PostgreSQL wrote it, decides 200 or 422;
       6. database faults by SQLSTATE class: transient ones are 503 + Retry-After.
     GET /healthz, /readyz, /metrics
 
@@ -36,6 +38,7 @@ from aiohttp import hdrs, web
 from aiohttp.http import HttpProcessingError
 from multidict import MultiMapping
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg.adapt import AdaptersMap, Buffer, Dumper
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -46,7 +49,8 @@ from receiver.signatures import STANDARD_ID_HEADER, Verifier
 
 WEBHOOK_PATH = "/api/optiqo-webhook"
 
-APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)"
+# the answer as text: passed on to the sender unchanged, parsed once for the log line
+APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)::text"
 UNUSABLE_SQL = "SELECT optiqoflow.record_unusable_delivery($1::bytea, $2, $3)"
 READY_SQL = "SELECT version_num FROM public.alembic_version"
 
@@ -73,8 +77,64 @@ READY_TIMEOUT = 2.0  # seconds /readyz waits for a connection
 # seconds, then starts afresh on the next request: so once the database is back,
 # deliveries resume within a few seconds, not after a minute of backoff
 RECONNECT_TIMEOUT = 5.0
+# A connection that answered less than this many seconds ago is handed out without a
+# round trip to check it (a busy receiver never pays for the check); older ones, and
+# every one that was idle when another connection was found broken, are checked first.
+CHECK_IDLE_SECONDS = 2.0
 
 log = logging.getLogger("optiqoflow.receiver")
+
+
+class Connection(psycopg.AsyncConnection[Any]):
+    """A pooled connection that remembers when it last answered."""
+
+    answered_at = 0.0  # time.monotonic(); 0: not yet
+
+
+class Freshness:
+    """The pool's `check`: a round trip only for a connection that may be stale.
+
+    A connection is checked when it has not answered for CHECK_IDLE_SECONDS, or when
+    it has not answered since some connection of the pool was found broken (the
+    server restarted, a proxy dropped its connections): after a restart, the delivery
+    that meets the first dead connection gets 503 and the ones after it are given
+    checked or new connections. A statement on a connection that broke anyway fails
+    with OperationalError: 503, never an answer without a commit."""
+
+    def __init__(self) -> None:
+        self.lost_at = 0.0  # time.monotonic() when a connection was last found broken
+
+    async def check(self, conn: Connection) -> None:
+        if conn.answered_at > self.lost_at and (
+            time.monotonic() - conn.answered_at < CHECK_IDLE_SECONDS
+        ):
+            return
+        await AsyncConnectionPool.check_connection(conn)
+        conn.answered_at = time.monotonic()
+
+    def broken(self) -> None:
+        self.lost_at = time.monotonic()
+
+
+class _JsonBody:
+    """A body that passed the strict JSON check (valid UTF-8): sent to PostgreSQL as
+    the jsonb text it is, without a decode to str, an encode back, or a copy."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _JsonBodyDumper(Dumper):
+    oid = psycopg.postgres.types["jsonb"].oid
+
+    def dump(self, obj: _JsonBody) -> Buffer:
+        return obj.data
+
+
+ADAPTERS = AdaptersMap(psycopg.adapters)
+ADAPTERS.register_dumper(_JsonBody, _JsonBodyDumper)
 
 
 @dataclass
@@ -84,6 +144,8 @@ class Receiver:
     config: Config
     verifier: Verifier
     metrics: Metrics
+    large_parses: asyncio.Semaphore
+    freshness: Freshness
     expected_revision: str | None = None
 
 
@@ -96,9 +158,10 @@ class Outcome:
     http_status: int
     body: Mapping[str, Any]
     status: str  # for logs and metrics: applied ... refused, unusable, invalid_signature ...
-    payload: Mapping[str, Any] | None = None
+    payload: Mapping[str, Any] | None = None  # the payload's `type` and `tenant_id` only
     close: bool = False  # the rest of the request was not read: close the connection
     detail: str | None = None  # for the log line only
+    raw: str | None = None  # `body` as the database wrote it: the answer sent
 
 
 def runner_options(config: Config) -> dict[str, Any]:
@@ -123,6 +186,8 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
         config=config,
         verifier=Verifier(config.secrets, config.timestamp_tolerance),
         metrics=Metrics(),
+        large_parses=asyncio.Semaphore(config.large_body_parses),
+        freshness=Freshness(),
         expected_revision=expected_revision,
     )
     app.cleanup_ctx.append(_pool_context)
@@ -136,8 +201,9 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
 async def _pool_context(app: web.Application) -> AsyncIterator[None]:
     rcv = app[RECEIVER]
     config = rcv.config
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+    pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
         config.database_url or "",
+        connection_class=Connection,
         min_size=config.pool_min,
         max_size=config.pool_max,
         timeout=config.pool_timeout,
@@ -145,10 +211,11 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
         kwargs={
             "autocommit": True,
             "cursor_factory": psycopg.AsyncRawCursor,
+            "context": ADAPTERS,
             "client_encoding": "UTF8",
             "application_name": "optiqoflow-receiver",
         },
-        check=AsyncConnectionPool.check_connection,  # a restarted server: no stale sockets
+        check=rcv.freshness.check,  # a restarted server: no stale sockets
         reconnect_timeout=RECONNECT_TIMEOUT,
         name="optiqoflow",
         open=False,
@@ -176,10 +243,15 @@ async def handle_webhook(request: web.Request) -> web.Response:
         outcome = Outcome(500, {"error": "internal error"}, "error")
     duration = time.perf_counter() - started
     _account(rcv, request, outcome, duration)
-    headers = {}
-    if outcome.http_status == 503:
-        headers[hdrs.RETRY_AFTER] = str(rcv.config.retry_after)
-    response = web.json_response(outcome.body, status=outcome.http_status, headers=headers)
+    if outcome.raw is not None:
+        response = web.Response(
+            text=outcome.raw, status=outcome.http_status, content_type="application/json"
+        )
+    else:
+        headers = {}
+        if outcome.http_status == 503:
+            headers[hdrs.RETRY_AFTER] = str(rcv.config.retry_after)
+        response = web.json_response(outcome.body, status=outcome.http_status, headers=headers)
     if outcome.close:
         response.force_close()
     return response
@@ -201,8 +273,11 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
     if (request.content_length or 0) > config.max_body_bytes:
         return too_large
     try:
-        async with asyncio.timeout(config.read_timeout):
+        if request.content.is_eof():  # all of it has arrived: reading it cannot wait
             body = await _read_at_most(request, config.max_body_bytes)
+        else:
+            async with asyncio.timeout(config.read_timeout):
+                body = await _read_at_most(request, config.max_body_bytes)
     except TimeoutError:
         return Outcome(
             408,
@@ -228,12 +303,21 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
         return await _record_unusable(request, body, None, unusable)
     try:
         if len(body) > PARSE_IN_THREAD_BYTES:
-            payload = await asyncio.to_thread(parse_payload, body)
+            # the parsed tree of a large body takes ~4x its size: a few at a time
+            async with rcv.large_parses:
+                payload = await asyncio.to_thread(_checked, body)
         else:
-            payload = parse_payload(body)
+            payload = _checked(body)
     except Unusable as unusable:
         return await _record_unusable(request, body, delivery_id, unusable)
     return await _apply(request, body, payload, delivery_id)
+
+
+def _checked(body: bytes) -> dict[str, Any]:
+    """Strict JSON check of the body; what the log line needs of the payload (the
+    database gets the body's bytes, so the parsed tree is dropped right here)."""
+    payload = parse_payload(body)
+    return {key: _label(payload.get(key)) for key in ("type", "tenant_id")}
 
 
 def _coding(request: web.Request) -> str | None:
@@ -287,18 +371,25 @@ async def _apply(
     payload: Mapping[str, Any],
     delivery_id: str | None,
 ) -> Outcome:
-    pool = request.app[POOL]
+    rcv = request.app[RECEIVER]
     try:
-        answer = await _call(pool, APPLY_SQL, (body.decode(), delivery_id))
+        text = await _call(
+            request.app[POOL], rcv.freshness, APPLY_SQL, (_JsonBody(body), delivery_id)
+        )
     except psycopg.Error as e:
         if e.sqlstate in UNSTORABLE_STATES:
             reason = f"PostgreSQL cannot store the body as jsonb: {e.diag.message_primary}"
             return await _record_unusable(request, body, delivery_id, Unusable(reason, 422))
         return _database_fault(e)
+    try:
+        answer = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        answer = text
     if not isinstance(answer, dict) or answer.get("status") not in HTTP_STATUS:
         detail = f"apply_webhook answered something unexpected: {answer!r:.300}"
         return Outcome(500, {"error": "internal error"}, "error", payload, detail=detail)
-    return Outcome(HTTP_STATUS[answer["status"]], answer, answer["status"], payload)
+    status = answer["status"]
+    return Outcome(HTTP_STATUS[status], answer, status, payload, raw=text)
 
 
 async def _record_unusable(
@@ -307,14 +398,20 @@ async def _record_unusable(
     delivery_id: str | None,
     unusable: Unusable,
 ) -> Outcome:
+    pool, freshness = request.app[POOL], request.app[RECEIVER].freshness
     try:
-        log_id = await _call(request.app[POOL], UNUSABLE_SQL, (body, delivery_id, unusable.reason))
+        log_id = await _call(pool, freshness, UNUSABLE_SQL, (body, delivery_id, unusable.reason))
     except psycopg.Error as e:
         return _database_fault(e)
     return Outcome(unusable.status, {"error": unusable.reason, "log_id": log_id}, "unusable")
 
 
-async def _call(pool: AsyncConnectionPool[Any], query: str, params: tuple[Any, ...]) -> Any:
+async def _call(
+    pool: AsyncConnectionPool[Connection],
+    freshness: Freshness,
+    query: str,
+    params: tuple[Any, ...],
+) -> Any:
     """Run one single-statement, autocommit call; its value once it has committed.
 
     A serialization failure or deadlock rolled the statement back: retried a few times
@@ -323,8 +420,14 @@ async def _call(pool: AsyncConnectionPool[Any], query: str, params: tuple[Any, .
     while True:
         try:
             async with pool.connection() as conn:
-                cursor = await conn.execute(query, params)
-                row = await cursor.fetchone()
+                try:
+                    cursor = await conn.execute(query, params)
+                    row = await cursor.fetchone()
+                except psycopg.Error:
+                    if conn.broken:  # the server went away: doubt the idle ones too
+                        freshness.broken()
+                    raise
+                conn.answered_at = time.monotonic()
             return row[0] if row else None
         except psycopg.Error as e:
             if e.sqlstate not in RETRY_STATES or attempt >= RETRIES:
@@ -360,8 +463,7 @@ def _account(rcv: Receiver, request: web.Request, outcome: Outcome, duration: fl
     answer, payload = outcome.body, outcome.payload or {}
     table = _label(answer.get("table"))
     operation = payload.get("type") if payload.get("type") in OPERATIONS else None
-    rcv.metrics.deliveries.labels(table or "", operation or "", outcome.status).inc()
-    rcv.metrics.duration.labels(outcome.status).observe(duration)
+    rcv.metrics.delivered(table or "", operation or "", outcome.status, duration)
     fields: dict[str, Any] = {
         "event": "delivery",
         "status": outcome.status,
@@ -413,6 +515,7 @@ async def handle_readyz(request: web.Request) -> web.Response:
         ) as conn:
             cursor = await conn.execute(READY_SQL)
             found = sorted(str(row[0]) for row in await cursor.fetchall())
+            conn.answered_at = time.monotonic()
     except psycopg.errors.UndefinedTable:
         found = []
     except psycopg.Error as e:
@@ -448,9 +551,25 @@ async def handle_metrics(request: web.Request) -> web.Response:
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line; a record's `fields` (extra=) are merged in."""
 
+    _encode = json.JSONEncoder(default=str).encode  # json.dumps(..., default=str), built once
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1  # the whole second whose text is in _second_text
+        self._second_text = ""
+
+    def _time(self, record: logging.LogRecord) -> str:
+        """`datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`,
+        the date and time formatted once a second."""
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._second_text}.{int(record.msecs):03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": self._time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -458,7 +577,7 @@ class JsonLogFormatter(logging.Formatter):
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return self._encode(line)
 
 
 def redacted(dsn: str) -> str:

@@ -23,6 +23,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert c.data_dir == tmp_path / ".optiqoflow"
     assert (c.read_timeout, c.timestamp_tolerance) == (30.0, 300)
     assert (c.pool_min, c.pool_max) == (2, 10)
+    assert c.large_body_parses == 2
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -38,6 +39,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "OPTIQO_POOL_MAX": "3",
         "OPTIQO_POOL_TIMEOUT_SECONDS": "1",
         "OPTIQO_RETRY_AFTER_SECONDS": "7",
+        "OPTIQO_LARGE_BODY_PARSES": "3",
         "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS": "9",
     }
     assert set(env) == {v.name for v in ENVIRONMENT}
@@ -49,6 +51,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert (c.read_timeout, c.timestamp_tolerance) == (2.5, 60)
     assert (c.pool_min, c.pool_max, c.pool_timeout) == (0, 3, 1.0)
     assert (c.retry_after, c.shutdown_timeout) == (7, 9.0)
+    assert c.large_body_parses == 3
 
 
 @pytest.mark.parametrize(
@@ -60,6 +63,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("OPTIQO_READ_TIMEOUT_SECONDS", "nan"),
         ("OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", "0"),
         ("OPTIQO_POOL_MIN", "20"),  # above OPTIQO_POOL_MAX
+        ("OPTIQO_LARGE_BODY_PARSES", "0"),
         ("OPTIQO_WEBHOOK_PREVIOUS_SECRETS", "whsec_!!notbase64"),
         ("OPTIQO_WEBHOOK_SECRET", "whsec_"),
         ("OPTIQO_WEBHOOK_SECRET", "bytes-\udcff"),  # not UTF-8 in the environment

@@ -25,7 +25,7 @@ import pytest
 from receiver_helpers import SECRET, receiver_config, serving, signed_headers, zone_payload
 
 from receiver.embedded import EmbeddedPostgres, free_port
-from receiver.server import WEBHOOK_PATH
+from receiver.server import CHECK_IDLE_SECONDS, WEBHOOK_PATH, Connection, Freshness
 
 
 async def test_database_stopped_killed_and_back(own_server: EmbeddedPostgres) -> None:
@@ -70,6 +70,96 @@ async def test_database_stopped_killed_and_back(own_server: EmbeddedPostgres) ->
     await asyncio.to_thread(own_server.start)
     with psycopg.connect(dsn) as c:
         assert c.execute("SELECT count(*) FROM public.test_marker").fetchone() == (0,)
+
+
+async def test_restart_with_warm_connections_costs_one_503_then_recovers(
+    own_server: EmbeddedPostgres,
+) -> None:
+    """Connections that answered a moment ago are not checked before use: after a
+    restart the first delivery meets a dead one (503, nothing claimed), and that
+    makes the pool check the others, so deliveries resume at once."""
+    dsn = own_server.dsn
+    config = receiver_config(dsn, pool_min=3, pool_max=3, pool_timeout=8.0)
+    async with serving(config) as ep:
+        warm = [ep.post(zone_payload(str(uuid.uuid4()))) for _ in range(6)]
+        assert {r.status for r in await asyncio.gather(*warm)} == {200}
+
+        await asyncio.to_thread(own_server.stop)
+        await asyncio.to_thread(own_server.start)
+        first = await ep.post(zone_payload(str(uuid.uuid4())))
+        assert first.status in (200, 503)
+        if first.status == 503:
+            assert first.headers["Retry-After"] == "7"
+        started = time.monotonic()
+        for _ in range(5):  # every later delivery is applied: no stale connection left
+            again = await ep.post(zone_payload(str(uuid.uuid4())))
+            assert (again.status, again.body["status"]) == (200, "applied")
+        assert time.monotonic() - started < 10
+
+
+async def test_terminated_backends_are_503_once_then_replaced(db_dsn: str) -> None:
+    config = receiver_config(db_dsn, pool_min=2, pool_max=2, pool_timeout=8.0)
+    async with serving(config) as ep:
+        tenant = str(uuid.uuid4())
+        assert (await ep.post(zone_payload(tenant, name="before"))).status == 200
+        with psycopg.connect(db_dsn, autocommit=True) as c:
+            killed = c.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database()"
+                " AND application_name = 'optiqoflow-receiver'"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        lost = await ep.post(zone_payload(tenant, name="lost"))
+        assert lost.status in (200, 503)  # 200 only if it got the unused connection
+        for name in ("after-1", "after-2", "after-3"):
+            reply = await ep.post(zone_payload(tenant, name=name))
+            assert (reply.status, reply.body["status"]) == (200, "applied")
+    with psycopg.connect(db_dsn) as c:
+        names = {
+            r[0]
+            for r in c.execute("SELECT name FROM optiqoflow.zones WHERE tenant_id = %s", (tenant,))
+        }
+    assert {"before", "after-1", "after-2", "after-3"} <= names
+    assert ("lost" in names) == (lost.status == 200)  # never a 503 for a committed change
+
+
+# --- the pool's check: only for connections that may be stale ----------------------------
+
+
+class FakeConnection(Connection):
+    """Just enough of a connection for AsyncConnectionPool.check_connection."""
+
+    def __init__(self) -> None:  # no real connection behind it
+        self.queries: list[str] = []
+
+    @property
+    def autocommit(self) -> bool:  # type: ignore[override]
+        return True
+
+    async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.queries.append(query)
+
+
+async def test_freshness_checks_only_connections_that_may_be_stale() -> None:
+    freshness, conn = Freshness(), FakeConnection()
+    await freshness.check(conn)  # never answered: checked
+    assert conn.queries == [""]
+    await freshness.check(conn)  # the check counts as an answer
+    conn.answered_at = time.monotonic()
+    await freshness.check(conn)
+    assert conn.queries == [""]
+
+    conn.answered_at = time.monotonic() - CHECK_IDLE_SECONDS - 0.1  # idle too long
+    await freshness.check(conn)
+    assert conn.queries == ["", ""]
+
+    conn.answered_at = time.monotonic()
+    await asyncio.sleep(0.01)
+    freshness.broken()  # another connection broke after this one last answered
+    await freshness.check(conn)
+    assert conn.queries == ["", "", ""]
+    await freshness.check(conn)  # checked since: trusted again
+    assert conn.queries == ["", "", ""]
 
 
 # --- optiqoflow serve, as a process -------------------------------------------------------

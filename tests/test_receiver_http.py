@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +31,7 @@ from receiver_helpers import (
     zone_payload,
 )
 
+from receiver import server
 from receiver.server import WEBHOOK_PATH, is_transient
 from receiver.signatures import sign_plain
 
@@ -408,6 +411,67 @@ async def test_one_log_line_per_delivery_without_secret_or_body(
     text = json.dumps(fields) + caplog.text
     assert SECRET not in text
     assert "secret-looking-name" not in text
+
+
+async def test_the_answer_is_passed_on_as_the_database_wrote_it(live: Endpoint) -> None:
+    with psycopg.connect(live.dsn, autocommit=True) as c:
+        c.execute(
+            """CREATE OR REPLACE FUNCTION optiqoflow.apply_webhook(p_payload jsonb, p_delivery_id text DEFAULT NULL)
+               RETURNS jsonb LANGUAGE sql AS $$ SELECT jsonb_build_object(
+                   'status', 'applied', 'table', 'zones', 'rows', 1, 'log_id', 7,
+                   'note', 'caf\u00e9 \u2603', 'nested', jsonb_build_object('a', array[1, 2])) $$"""
+        )
+        row = c.execute("SELECT optiqoflow.apply_webhook('{}')::text").fetchone()
+    assert row is not None
+    body = json.dumps(zone_payload(str(uuid.uuid4()))).encode()
+    async with live.session.post(live.url(), data=body, headers=signed_headers(body, "plain")) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert await r.text() == row[0]
+
+
+async def test_large_bodies_are_checked_a_few_at_a_time(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPTIQO_LARGE_BODY_PARSES bounds how many bodies over 1 MiB are parsed at once
+    (each parse takes ~10x the body in memory); smaller bodies do not wait for them."""
+    checking, most = 0, 0
+    lock = threading.Lock()
+    real_checked = server._checked
+
+    def slow_checked(body: bytes) -> dict[str, Any]:
+        nonlocal checking, most
+        if len(body) <= server.PARSE_IN_THREAD_BYTES:
+            return real_checked(body)
+        with lock:
+            checking += 1
+            most = max(most, checking)
+        try:
+            time.sleep(0.2)  # in a worker thread: the event loop goes on
+            return real_checked(body)
+        finally:
+            with lock:
+                checking -= 1
+
+    config = receiver_config(db_dsn, max_body_bytes=4 * 1024 * 1024, large_body_parses=2)
+    async with serving(config) as ep:
+        monkeypatch.setattr(server, "_checked", slow_checked)
+        tenant = str(uuid.uuid4())
+        padding = "x" * (1024 * 1024 + 1)
+        started = time.monotonic()
+        large = [
+            asyncio.create_task(ep.post(zone_payload(tenant, name=f"large-{i}", padding=padding)))
+            for i in range(5)
+        ]
+        await asyncio.sleep(0.05)
+        small = await ep.post(zone_payload(tenant, name="small"))
+        small_done = time.monotonic() - started
+        replies = [*await asyncio.gather(*large), small]
+        all_done = time.monotonic() - started
+    assert most == 2
+    assert all_done >= 0.2 * 3  # five parses, two at a time: three rounds
+    assert small_done < 0.4  # a small body is not queued behind the large ones
+    assert [r.status for r in replies] == [200] * 6, [r.body for r in replies]
 
 
 # --- database faults, injected by replacing apply_webhook in this test's database ---------
