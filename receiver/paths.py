@@ -10,7 +10,7 @@ def db_root() -> Path:
     """The `db/` folder: in a checkout the repo's own, in a wheel the package `optiqoflow_db`."""
     spec = importlib.util.find_spec("optiqoflow_db")
     if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
+        return Path(next(iter(spec.submodule_search_locations)))
     here = Path(__file__).resolve().parent.parent / "db"
     if here.is_dir():
         return here
