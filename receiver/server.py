@@ -70,7 +70,7 @@ UNSTORABLE_STATES = ("22P02", "22P05")
 
 DELIVERY_ID_HEADERS = (STANDARD_ID_HEADER, "x-webhook-id")
 MAX_DELIVERY_ID_CHARS = 255
-OPERATIONS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC")
+OPERATIONS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC", "BATCH")
 PARSE_IN_THREAD_BYTES = 1024 * 1024  # larger bodies are parsed off the event loop
 READY_TIMEOUT = 2.0  # seconds /readyz waits for a connection
 # psycopg_pool backs off exponentially while the database is down, up to this many
