@@ -70,11 +70,18 @@ BEGIN
            string_agg(quote_literal(left(k, 80)), ', ' ORDER BY k)
                FILTER (WHERE k !~ '^[a-z_][a-z0-9_]{0,62}$' AND k !~ '^_of_')
       INTO v_keys, v_uniform, v_reserved, v_invalid
-      FROM (SELECT kv.key AS k, count(*) AS n,
-                   coalesce(jsonb_agg(DISTINCT jsonb_typeof(kv.value))
-                                FILTER (WHERE jsonb_typeof(kv.value) <> 'null'), '[]') AS types
-              FROM jsonb_array_elements(p_records) AS r(e), jsonb_each(r.e) AS kv
-             GROUP BY kv.key) s;
+      FROM (SELECT b.k, b.n,
+                   -- the JSON types seen, from a bit mask: no per-key sort of DISTINCT values
+                   coalesce((SELECT jsonb_agg(t.name ORDER BY t.bit)
+                               FROM (VALUES (1, 'string'), (2, 'number'), (4, 'boolean'),
+                                            (8, 'object'), (16, 'array')) AS t(bit, name)
+                              WHERE b.mask & t.bit <> 0), '[]') AS types
+              FROM (SELECT kv.key AS k, count(*) AS n,
+                           bit_or(CASE jsonb_typeof(kv.value) WHEN 'string' THEN 1 WHEN 'number' THEN 2
+                                       WHEN 'boolean' THEN 4 WHEN 'object' THEN 8 WHEN 'array' THEN 16
+                                       ELSE 0 END) AS mask
+                      FROM jsonb_array_elements(p_records) AS r(e), jsonb_each(r.e) AS kv
+                     GROUP BY kv.key) b) s;
     IF v_reserved IS NOT NULL THEN
         RAISE EXCEPTION 'reserved column name(s): %', v_reserved
             USING ERRCODE = 'OF013',
