@@ -38,25 +38,30 @@ BEGIN
             USING ERRCODE = 'OF004', HINT = 'Send "records": [{...}, ...] (FULL_SYNC) or "record": {...}.';
     END IF;
 
-    -- pass 1: the shape of every record (the position of the first offender of each kind)
+    -- pass 1: the shape of every record (the position of the first offender of each kind);
+    -- each field is read once, in the inner query
     SELECT count(*),
-           min(o) FILTER (WHERE jsonb_typeof(e) <> 'object'),
-           min(o) FILTER (WHERE jsonb_typeof(e -> 'id') IS DISTINCT FROM 'string'),
-           min(o) FILTER (WHERE jsonb_typeof(e -> 'id') = 'string'
-                            AND e ->> 'id' !~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$'),
-           min(o) FILTER (WHERE p_occurred_at IS NULL
-                            AND jsonb_typeof(e -> 'updated_at') IS DISTINCT FROM 'string'),
-           min(o) FILTER (WHERE jsonb_typeof(e -> 'updated_at') = 'string'
-                            AND e ->> 'updated_at' !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)'),
-           min(o) FILTER (WHERE jsonb_typeof(e -> 'tenant_id') IS DISTINCT FROM 'null'
-                            AND jsonb_typeof(e) = 'object' AND e ? 'tenant_id'
-                            AND optiqoflow._tenant_uuid(e -> 'tenant_id', 'record') IS DISTINCT FROM p_tenant_id),
-           count(*) FILTER (WHERE jsonb_typeof(e -> 'updated_at') IS DISTINCT FROM 'string'),
-           count(DISTINCT CASE WHEN e ->> 'id' ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$'
-                               THEN (e ->> 'id')::uuid END)
+           min(o) FILTER (WHERE t <> 'object'),
+           min(o) FILTER (WHERE id_type IS DISTINCT FROM 'string'),
+           min(o) FILTER (WHERE id_type = 'string' AND NOT id_ok),
+           min(o) FILTER (WHERE p_occurred_at IS NULL AND v_type IS DISTINCT FROM 'string'),
+           min(o) FILTER (WHERE v_type = 'string' AND NOT v_ok),
+           min(o) FILTER (WHERE other_tenant),
+           count(*) FILTER (WHERE v_type IS DISTINCT FROM 'string'),
+           count(DISTINCT CASE WHEN id_ok THEN id::uuid END)
       INTO v_count, v_not_object, v_no_id, v_bad_id, v_no_version, v_bad_version, v_other,
            v_unversioned, v_ids
-      FROM jsonb_array_elements(p_records) WITH ORDINALITY AS r(e, o);
+      FROM (SELECT o, jsonb_typeof(e) AS t,
+                   jsonb_typeof(e -> 'id') AS id_type, e ->> 'id' AS id,
+                   (e ->> 'id') ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' AS id_ok,
+                   jsonb_typeof(e -> 'updated_at') AS v_type,
+                   (e ->> 'updated_at') ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)' AS v_ok,
+                   (jsonb_typeof(e) = 'object' AND e ? 'tenant_id'
+                    AND jsonb_typeof(e -> 'tenant_id') <> 'null'
+                    AND optiqoflow._tenant_uuid(e -> 'tenant_id', 'record') IS DISTINCT FROM p_tenant_id)
+                       AS other_tenant
+              FROM jsonb_array_elements(p_records) WITH ORDINALITY AS r(e, o)
+            OFFSET 0) x;
     IF v_not_object IS NOT NULL THEN
         RAISE EXCEPTION 'record % is not a JSON object', v_not_object
             USING ERRCODE = 'OF004', HINT = 'Every record is an object of column -> value.';
