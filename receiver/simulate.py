@@ -273,8 +273,10 @@ class Sender:
             if attempt > 1:
                 self.stats.retries += 1
             short = item.short_timeout and attempt == 1
+            # a short timeout is shorter than any delivery here takes (loopback, a commit with
+            # a WAL flush): the sender gives up while the receiver may still commit
             timeout = aiohttp.ClientTimeout(
-                total=rng.uniform(0.001, 0.02) if short else opts.request_timeout
+                total=rng.uniform(0.0002, 0.002) if short else opts.request_timeout
             )
             sent_at = datetime.now(UTC)
             t0 = time.perf_counter()
