@@ -502,3 +502,22 @@ def test_a_tenant_that_is_not_a_uuid_is_refused(conn: psycopg.Connection[Any]) -
     assert conn.execute(
         "SELECT count(*) FROM pg_class WHERE relnamespace = 'tenants'::regnamespace AND relkind = 'v'"
     ).fetchone() == (0,)
+
+
+def test_request_time_ddl_leaves_the_callers_lock_timeout_as_it_was(
+    conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """The short DDL lock_timeout is for the DDL only: the rest of the caller's transaction
+    keeps its own (a push that creates a view, a DBA's regeneration, grant_tenant)."""
+    role = f"bi_{uuid.uuid4().hex[:12]}"
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = '7s'")
+            push(conn, tenant, title="first push: a view and a new column set")
+            conn.execute("SELECT tenants.regenerate_tenant_views(%s)", (tenant,))
+            conn.execute("SELECT tenants.grant_tenant(%s, %s)", (role, tenant))
+            assert conn.execute("SHOW lock_timeout").fetchone() == ("7s",)
+    finally:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -21,7 +21,7 @@ AS $$
 -- sender retries and nothing is half-applied.
 DECLARE
     v_t0        timestamptz := clock_timestamp();
-    v_log_id    bigint := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
+    v_log_id    bigint;
     v_type      text;
     v_source    text;
     v_target    text;
@@ -44,6 +44,7 @@ BEGIN
        AND jsonb_typeof(p_payload -> 'events') = 'array' THEN
         RETURN optiqoflow.apply_webhook_batch(p_payload, p_delivery_id);   -- our batch envelope
     END IF;
+    v_log_id := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
     PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);
 
     BEGIN

@@ -13,6 +13,7 @@ DECLARE
     v_old   uuid;
     v_view  text;
     v_count integer := 0;
+    v_previous text;
 BEGIN
     IF p_role IS NULL OR NOT EXISTS (SELECT FROM pg_roles r WHERE r.rolname = p_role) THEN
         RAISE EXCEPTION 'no such role: %', p_role
@@ -31,6 +32,7 @@ BEGIN
     SELECT rt.tenant_id INTO v_old FROM tenants.role_tenants rt WHERE rt.role_name = p_role FOR UPDATE;
     -- the views locks of both tenants, in key order: a view being created at this moment
     -- is then either seen here or sees our role_tenants row (and grants itself)
+    v_previous := current_setting('lock_timeout');
     PERFORM optiqoflow._ddl_lock(n)
        FROM (SELECT DISTINCT 'views/' || t::text AS n FROM unnest(ARRAY[v_old, p_tenant_id]) t
               WHERE t IS NOT NULL ORDER BY 1) locks;
@@ -52,6 +54,7 @@ BEGIN
         EXECUTE format('GRANT SELECT ON tenants.%I TO %I', v_view, p_role);
         v_count := v_count + 1;
     END LOOP;
+    PERFORM set_config('lock_timeout', v_previous, true);
     RETURN v_count;
 END
 $$;

@@ -7,7 +7,7 @@ AS $$
 -- short lock_timeout (setting optiqoflow.ddl_lock_timeout, default 2s) that stays in
 -- force for the DDL that follows: a push waiting behind a long dashboard query fails
 -- with a retryable 55P03 instead of freezing every reader queued behind it (PITFALLS 6).
--- Returns the previous lock_timeout, for optiqoflow._ddl_unlock.
+-- Returns the previous lock_timeout, for the caller to restore after its DDL.
 -- Where DDL is not possible (a Citus worker running optiqoflow.apply_tenant_webhook sets
 -- optiqoflow.ddl_forbidden), it raises 55OF1 instead, before any DDL starts.
 DECLARE
@@ -23,9 +23,7 @@ BEGIN
     IF current_setting('citus.multi_shard_modify_mode', true) = 'parallel' THEN
         PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
-    PERFORM set_config('lock_timeout',
-                       coalesce(nullif(current_setting('optiqoflow.ddl_lock_timeout', true), ''), '2s'),
-                       true);
+    PERFORM set_config('lock_timeout', optiqoflow._ddl_lock_timeout(), true);
     PERFORM pg_advisory_xact_lock(optiqoflow._lock_key(p_name));
     RETURN v_previous;
 END

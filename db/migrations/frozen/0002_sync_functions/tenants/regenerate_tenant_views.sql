@@ -35,9 +35,8 @@ BEGIN
     -- ACCESS SHARE on its table, and a push that is adding a column holds ACCESS EXCLUSIVE
     -- on it until it commits and then wants this tenant's views lock. Taking the table
     -- lock before the views lock, as a push does, keeps the two from deadlocking.
-    PERFORM set_config('lock_timeout',
-                       coalesce(nullif(current_setting('optiqoflow.ddl_lock_timeout', true), ''), '2s'),
-                       true);
+    v_previous := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', optiqoflow._ddl_lock_timeout(), true);
     FOR v_item IN
         SELECT t.table_name FROM tenants.tenant_column_access t
          WHERE t.tenant_id = p_tenant_id AND to_regclass(format('optiqoflow.%I', t.table_name)) IS NOT NULL
@@ -49,7 +48,7 @@ BEGIN
     LOOP
         EXECUTE format('LOCK TABLE optiqoflow.%I IN ACCESS SHARE MODE', v_item.table_name);
     END LOOP;
-    v_previous := optiqoflow._ddl_lock('views/' || p_tenant_id::text);
+    PERFORM optiqoflow._ddl_lock('views/' || p_tenant_id::text);
 
     -- every table the tenant has pushed, and every view it still has: a view whose
     -- tracking row a DBA deleted is rebuilt with id and tenant_id only
