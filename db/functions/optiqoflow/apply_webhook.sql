@@ -182,7 +182,9 @@ BEGIN
         (id, tenant_id, source_table, target_table, operation, outcome, rows, duration_ms,
          error, sqlstate, detail, payload, delivery_id, event_id, sync_run_id, replay_of, lag_ms)
     VALUES
-        (v_log_id, coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload)), left(v_source, 200),
+        -- refused before (or for) its tenant: filed under the tenant the payload names,
+        -- else under none (NULL; on Citus the nil UUID, see _log_tenant)
+        (v_log_id, coalesce(v_tenant, optiqoflow._log_tenant(p_payload)), left(v_source, 200),
          v_target, v_type, v_status, v_rows,
          extract(epoch FROM clock_timestamp() - v_t0) * 1000,
          v_error, v_state,
