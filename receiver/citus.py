@@ -16,11 +16,14 @@ route a NULL distribution argument (the coordinator backend crashes on it), and 
 payload is refused and logged by `apply_webhook` on the coordinator anyway.
 
 On plain PostgreSQL and on the coordinator `apply_tenant_webhook` is `apply_webhook`, so
-this path is correct everywhere; it is only faster on a cluster.
+this path is correct everywhere; it is only faster on a cluster. The receiver takes it
+where `delegation_registered` says Citus delegates the call (OPTIQO_CITUS_DELEGATION);
+elsewhere it makes its one `apply_webhook` call per delivery.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -30,13 +33,58 @@ APPLY_TENANT_SQL = "SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, 
 APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)"
 COORDINATOR_REQUIRED = "coordinator_required"
 
+_ENTRY_POINT = "optiqoflow.apply_tenant_webhook(uuid, jsonb, text)"
+# Citus's catalog exists only where the extension does: looked for first
+CATALOG_SQL = (
+    "SELECT to_regclass('pg_catalog.pg_dist_object') IS NOT NULL"
+    f" AND to_regprocedure('{_ENTRY_POINT}') IS NOT NULL"
+)
+# registered with create_distributed_function(..., distribution_arg_name => ...)
+DELEGATED_SQL = (
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_object o"
+    " WHERE o.classid = 'pg_catalog.pg_proc'::regclass"
+    f" AND o.objid = to_regprocedure('{_ENTRY_POINT}')"
+    " AND o.distribution_argument_index IS NOT NULL)"
+)
+
+
+async def delegation_registered(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether Citus delegates apply_tenant_webhook by its tenant argument in this
+    database (optiqoflow.distribute() has run). One query where Citus is absent."""
+    cur = await conn.execute(CATALOG_SQL)
+    row = await cur.fetchone()
+    if not (row and row[0]):
+        return False
+    cur = await conn.execute(DELEGATED_SQL)
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+def is_coordinator_required(answer: Any) -> bool:
+    """apply_tenant_webhook's answer (jsonb as text, or parsed) says: repeat it with
+    apply_webhook on the coordinator."""
+    if isinstance(answer, str):
+        if COORDINATOR_REQUIRED not in answer:
+            return False  # the common case, without parsing
+        try:
+            answer = json.loads(answer)
+        except ValueError:
+            return False
+    return isinstance(answer, dict) and answer.get("status") == COORDINATOR_REQUIRED
+
 
 def payload_tenant(payload: Any) -> str | None:
     """The tenant a payload names, as apply_webhook looks for it (envelope, record,
-    old_record, first of records), canonical; None when absent or not a UUID."""
+    old_record, first of records; a batch envelope: its tenant_id, else its first
+    event's), canonical; None when absent or not a UUID."""
     if not isinstance(payload, dict):
         return None
     candidates: list[Any] = [payload.get("tenant_id")]
+    if candidates[0] is None and str(payload.get("type")).upper() == "BATCH":
+        events = payload.get("events")
+        if isinstance(events, list) and events and isinstance(events[0], dict):
+            return payload_tenant({**events[0], "type": None})
+        return None
     for key in ("record", "old_record"):
         inner = payload.get(key)
         candidates.append(inner.get("tenant_id") if isinstance(inner, dict) else None)
@@ -66,7 +114,7 @@ def apply_delivery(
         row = cur.execute(APPLY_TENANT_SQL, (tenant, body, delivery_id)).fetchone()
         assert row is not None
         answer: dict[str, Any] = row[0]
-        if answer.get("status") != COORDINATOR_REQUIRED:
+        if not is_coordinator_required(answer):
             return answer, "worker"
     row = cur.execute(APPLY_SQL, (body, delivery_id)).fetchone()
     assert row is not None
@@ -84,7 +132,7 @@ async def apply_delivery_async(
         row = await cur.fetchone()
         assert row is not None
         answer: dict[str, Any] = row[0]
-        if answer.get("status") != COORDINATOR_REQUIRED:
+        if not is_coordinator_required(answer):
             return answer, "worker"
     await cur.execute(APPLY_SQL, (body, delivery_id))
     row = await cur.fetchone()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 MIB = 1024 * 1024
+CITUS_DELEGATION = ("auto", "on", "off")
 STANDARD_SECRET_PREFIX = "whsec_"
 
 
@@ -84,6 +85,16 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "more), so this bounds what large deliveries add to the receiver's peak memory.",
     ),
     EnvVar(
+        "OPTIQO_CITUS_DELEGATION",
+        "auto",
+        "Citus only. `auto`: where `optiqoflow.apply_tenant_webhook` is a Citus distributed "
+        "function (after `optiqoflow.distribute()`; checked once per database connection), a "
+        "delivery that names its tenant is sent to the worker that owns the tenant, and only "
+        "when that answers `coordinator_required` (a schema change is needed) is it repeated as "
+        "`apply_webhook` on the coordinator. `on`: that two-step path without the check. `off`: "
+        "always the one `apply_webhook` call. On plain PostgreSQL `auto` is that one call.",
+    ),
+    EnvVar(
         "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS",
         "30",
         "On SIGTERM/SIGINT: how long in-flight deliveries may take to finish.",
@@ -110,6 +121,7 @@ class Config:
     retry_after: int = 5
     large_body_parses: int = 2
     shutdown_timeout: float = 30.0
+    citus_delegation: str = "auto"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -145,6 +157,7 @@ class Config:
             retry_after=_int(env, "OPTIQO_RETRY_AFTER_SECONDS", 5, minimum=1),
             large_body_parses=_int(env, "OPTIQO_LARGE_BODY_PARSES", 2, minimum=1),
             shutdown_timeout=_float(env, "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS", 30.0),
+            citus_delegation=_choice(env, "OPTIQO_CITUS_DELEGATION", CITUS_DELEGATION),
         )
         if config.pool_min > config.pool_max:
             raise ConfigError(
@@ -191,6 +204,16 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name}={value} is below the smallest allowed value {minimum}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive); the first when unset."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+    return raw
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

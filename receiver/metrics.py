@@ -52,6 +52,15 @@ class Metrics:
             ["scheme", "reason"],
             registry=self.registry,
         )
+        self.paths = Counter(
+            "optiqoflow_delivery_paths",
+            "Deliveries the database answered, by the call that answered: direct (the one "
+            "apply_webhook call), worker (Citus: apply_tenant_webhook on the tenant's worker), "
+            "coordinator (Citus: apply_webhook on the coordinator).",
+            ["path"],
+            registry=self.registry,
+        )
+        self._path_counts: dict[str, Counter] = {}
         self._pool_stats: Callable[[], Mapping[str, int]] | None = None
         self.registry.register(_PoolCollector(self._current_pool_stats))
         # the labelled children, looked up once (labels() takes a lock and checks names)
@@ -69,6 +78,13 @@ class Metrics:
         if duration is None:
             duration = self._durations[status] = self.duration.labels(status)
         duration.observe(seconds)
+
+    def routed(self, path: str) -> None:
+        """Count the call that answered one delivery."""
+        count = self._path_counts.get(path)
+        if count is None:
+            count = self._path_counts[path] = self.paths.labels(path)
+        count.inc()
 
     def watch_pool(self, stats: Callable[[], Mapping[str, int]] | None) -> None:
         """Export the pool's statistics (None: the pool is closed)."""

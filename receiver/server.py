@@ -9,7 +9,9 @@
          by optiqoflow.record_unusable_delivery, answered 400 or 422; bodies over 1 MiB
          are checked in a worker thread, at most OPTIQO_LARGE_BODY_PARSES at once;
       5. one call, optiqoflow.apply_webhook, with the body's bytes as they came; its
-         answer, passed on as PostgreSQL wrote it, decides 200 or 422;
+         answer, passed on as PostgreSQL wrote it, decides 200 or 422 (on a Citus cluster
+         whose apply_tenant_webhook is delegated: that call on the tenant's worker first,
+         and apply_webhook only when it answers coordinator_required; receiver.citus);
       6. database faults by SQLSTATE class: transient ones are 503 + Retry-After.
     GET /healthz, /readyz, /metrics
 
@@ -27,11 +29,11 @@ import random
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from aiohttp import hdrs, web
@@ -42,6 +44,7 @@ from psycopg.adapt import AdaptersMap, Buffer, Dumper
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from receiver import citus
 from receiver.config import ENVIRONMENT, Config, ConfigError
 from receiver.jsonguard import Unusable, parse_payload
 from receiver.metrics import Metrics
@@ -51,6 +54,8 @@ WEBHOOK_PATH = "/api/optiqo-webhook"
 
 # the answer as text: passed on to the sender unchanged, parsed once for the log line
 APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)::text"
+# Citus: the same delivery on the worker that owns tenant $1 (receiver.citus)
+APPLY_TENANT_SQL = "SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, $3)::text"
 UNUSABLE_SQL = "SELECT optiqoflow.record_unusable_delivery($1::bytea, $2, $3)"
 READY_SQL = "SELECT version_num FROM public.alembic_version"
 
@@ -86,9 +91,14 @@ log = logging.getLogger("optiqoflow.receiver")
 
 
 class Connection(psycopg.AsyncConnection[Any]):
-    """A pooled connection that remembers when it last answered."""
+    """A pooled connection that remembers when it last answered, and whether deliveries
+    on it take the Citus two-step path (OPTIQO_CITUS_DELEGATION)."""
 
     answered_at = 0.0  # time.monotonic(); 0: not yet
+    delegated = False  # apply_tenant_webhook first (set once, when the pool opens it)
+
+
+T = TypeVar("T")
 
 
 class Freshness:
@@ -147,6 +157,7 @@ class Receiver:
     large_parses: asyncio.Semaphore
     freshness: Freshness
     expected_revision: str | None = None
+    delegation_logged: bool | None = None  # the last delegation state logged
 
 
 RECEIVER = web.AppKey("receiver", Receiver)
@@ -162,6 +173,7 @@ class Outcome:
     close: bool = False  # the rest of the request was not read: close the connection
     detail: str | None = None  # for the log line only
     raw: str | None = None  # `body` as the database wrote it: the answer sent
+    path: str | None = None  # which call answered: direct | worker | coordinator
 
 
 def runner_options(config: Config) -> dict[str, Any]:
@@ -216,6 +228,12 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
             "application_name": "optiqoflow-receiver",
         },
         check=rcv.freshness.check,  # a restarted server: no stale sockets
+        # Citus: whether deliveries on a new connection take the two-step path
+        configure=(
+            None
+            if config.citus_delegation == "off"
+            else _delegation_check(rcv, config.citus_delegation)
+        ),
         reconnect_timeout=RECONNECT_TIMEOUT,
         name="optiqoflow",
         open=False,
@@ -228,6 +246,39 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
     finally:
         rcv.metrics.watch_pool(None)
         await pool.close()
+
+
+def _delegation_check(rcv: Receiver, mode: str) -> Callable[[Connection], Awaitable[None]]:
+    """The pool's `configure`: decide once per new connection whether its deliveries take
+    the Citus two-step path (`auto`: apply_tenant_webhook is registered as a Citus
+    distributed function there; `on`: always)."""
+
+    async def configure(conn: Connection) -> None:
+        if mode == "on":
+            conn.delegated = True
+            return
+        try:
+            conn.delegated = await citus.delegation_registered(conn)
+        except psycopg.OperationalError:
+            raise  # the connection is unusable: the pool discards it and tries again
+        except psycopg.Error as e:  # e.g. no right to read Citus's catalog
+            conn.delegated = False
+            if rcv.delegation_logged is not False:
+                log.warning(
+                    "cannot tell whether Citus delegates apply_tenant_webhook (%s): "
+                    "one apply_webhook call per delivery",
+                    _first_line(e),
+                )
+        if rcv.delegation_logged is not conn.delegated:
+            rcv.delegation_logged = conn.delegated
+            if conn.delegated:
+                log.info(
+                    "Citus: apply_tenant_webhook is delegated; deliveries go to the "
+                    "tenant's worker first",
+                    extra={"fields": {"citus_delegation": True}},
+                )
+
+    return configure
 
 
 # --- POST /api/optiqo-webhook ---------------------------------------------------------
@@ -305,19 +356,21 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
         if len(body) > PARSE_IN_THREAD_BYTES:
             # the parsed tree of a large body takes ~4x its size: a few at a time
             async with rcv.large_parses:
-                payload = await asyncio.to_thread(_checked, body)
+                payload, tenant = await asyncio.to_thread(_checked, body)
         else:
-            payload = _checked(body)
+            payload, tenant = _checked(body)
     except Unusable as unusable:
         return await _record_unusable(request, body, delivery_id, unusable)
-    return await _apply(request, body, payload, delivery_id)
+    return await _apply(request, body, payload, tenant, delivery_id)
 
 
-def _checked(body: bytes) -> dict[str, Any]:
-    """Strict JSON check of the body; what the log line needs of the payload (the
-    database gets the body's bytes, so the parsed tree is dropped right here)."""
+def _checked(body: bytes) -> tuple[dict[str, Any], str | None]:
+    """Strict JSON check of the body; what the log line needs of the payload, and the
+    tenant it names (canonical; the Citus path routes by it). The database gets the
+    body's bytes, so the parsed tree is dropped right here."""
     payload = parse_payload(body)
-    return {key: _label(payload.get(key)) for key in ("type", "tenant_id")}
+    labels = {key: _label(payload.get(key)) for key in ("type", "tenant_id")}
+    return labels, citus.payload_tenant(payload)
 
 
 def _coding(request: web.Request) -> str | None:
@@ -369,13 +422,22 @@ async def _apply(
     request: web.Request,
     body: bytes,
     payload: Mapping[str, Any],
+    tenant: str | None,
     delivery_id: str | None,
 ) -> Outcome:
     rcv = request.app[RECEIVER]
+    jsonb = _JsonBody(body)
+
+    async def apply(conn: Connection) -> tuple[Any, str]:
+        if conn.delegated and tenant is not None:
+            return await _apply_delegated(conn, tenant, jsonb, delivery_id)
+        # the one call (CONTRACT section 1); on Citus also a payload without a tenant
+        cursor = await conn.execute(APPLY_SQL, (jsonb, delivery_id))
+        row = await cursor.fetchone()
+        return (row[0] if row else None), ("coordinator" if conn.delegated else "direct")
+
     try:
-        text = await _call(
-            request.app[POOL], rcv.freshness, APPLY_SQL, (_JsonBody(body), delivery_id)
-        )
+        text, path = await _call(request.app[POOL], rcv.freshness, apply)
     except psycopg.Error as e:
         if e.sqlstate in UNSTORABLE_STATES:
             reason = f"PostgreSQL cannot store the body as jsonb: {e.diag.message_primary}"
@@ -387,9 +449,26 @@ async def _apply(
         answer = text
     if not isinstance(answer, dict) or answer.get("status") not in HTTP_STATUS:
         detail = f"apply_webhook answered something unexpected: {answer!r:.300}"
-        return Outcome(500, {"error": "internal error"}, "error", payload, detail=detail)
+        return Outcome(500, {"error": "internal error"}, "error", payload, detail=detail, path=path)
     status = answer["status"]
-    return Outcome(HTTP_STATUS[status], answer, status, payload, raw=text)
+    return Outcome(HTTP_STATUS[status], answer, status, payload, raw=text, path=path)
+
+
+async def _apply_delegated(
+    conn: Connection, tenant: str, jsonb: _JsonBody, delivery_id: str | None
+) -> tuple[Any, str]:
+    """Citus: apply_tenant_webhook, run by the worker that owns `tenant` in one round
+    trip (autocommit: Citus delegates only a call made outside a transaction block);
+    when it answers coordinator_required (it wrote nothing), apply_webhook on the
+    coordinator. Returns (the answer as text, "worker" | "coordinator")."""
+    cursor = await conn.execute(APPLY_TENANT_SQL, (tenant, jsonb, delivery_id))
+    row = await cursor.fetchone()
+    text = row[0] if row else None
+    if not citus.is_coordinator_required(text):
+        return text, "worker"
+    cursor = await conn.execute(APPLY_SQL, (jsonb, delivery_id))
+    row = await cursor.fetchone()
+    return (row[0] if row else None), "coordinator"
 
 
 async def _record_unusable(
@@ -400,19 +479,32 @@ async def _record_unusable(
 ) -> Outcome:
     pool, freshness = request.app[POOL], request.app[RECEIVER].freshness
     try:
-        log_id = await _call(pool, freshness, UNUSABLE_SQL, (body, delivery_id, unusable.reason))
+        log_id = await _call(
+            pool, freshness, _one_value(UNUSABLE_SQL, (body, delivery_id, unusable.reason))
+        )
     except psycopg.Error as e:
         return _database_fault(e)
     return Outcome(unusable.status, {"error": unusable.reason, "log_id": log_id}, "unusable")
 
 
+def _one_value(query: str, params: tuple[Any, ...]) -> Callable[[Connection], Awaitable[Any]]:
+    """A single-statement call: its first value."""
+
+    async def run(conn: Connection) -> Any:
+        cursor = await conn.execute(query, params)
+        row = await cursor.fetchone()
+        return row[0] if row else None
+
+    return run
+
+
 async def _call(
     pool: AsyncConnectionPool[Connection],
     freshness: Freshness,
-    query: str,
-    params: tuple[Any, ...],
-) -> Any:
-    """Run one single-statement, autocommit call; its value once it has committed.
+    work: Callable[[Connection], Awaitable[T]],
+) -> T:
+    """Run `work` (autocommit statements, each committed when it returns) on a pooled
+    connection; its value.
 
     A serialization failure or deadlock rolled the statement back: retried a few times
     after a short jittered pause, without holding a connection meanwhile."""
@@ -421,14 +513,13 @@ async def _call(
         try:
             async with pool.connection() as conn:
                 try:
-                    cursor = await conn.execute(query, params)
-                    row = await cursor.fetchone()
+                    value = await work(conn)
                 except psycopg.Error:
                     if conn.broken:  # the server went away: doubt the idle ones too
                         freshness.broken()
                     raise
                 conn.answered_at = time.monotonic()
-            return row[0] if row else None
+            return value
         except psycopg.Error as e:
             if e.sqlstate not in RETRY_STATES or attempt >= RETRIES:
                 raise
@@ -464,6 +555,8 @@ def _account(rcv: Receiver, request: web.Request, outcome: Outcome, duration: fl
     table = _label(answer.get("table"))
     operation = payload.get("type") if payload.get("type") in OPERATIONS else None
     rcv.metrics.delivered(table or "", operation or "", outcome.status, duration)
+    if outcome.path is not None:
+        rcv.metrics.routed(outcome.path)
     fields: dict[str, Any] = {
         "event": "delivery",
         "status": outcome.status,
@@ -474,6 +567,7 @@ def _account(rcv: Receiver, request: web.Request, outcome: Outcome, duration: fl
         "rows": answer.get("rows"),
         "log_id": answer.get("log_id"),
         "sqlstate": answer.get("sqlstate"),
+        "path": outcome.path,
         "delivery_id": _label(next(iter(_delivery_id_header(request.headers)[1]), None)),
         "bytes": request.content_length,
         "duration_ms": round(duration * 1000, 2),

@@ -24,6 +24,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (c.read_timeout, c.timestamp_tolerance) == (30.0, 300)
     assert (c.pool_min, c.pool_max) == (2, 10)
     assert c.large_body_parses == 2
+    assert c.citus_delegation == "auto"
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -41,6 +42,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "OPTIQO_RETRY_AFTER_SECONDS": "7",
         "OPTIQO_LARGE_BODY_PARSES": "3",
         "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS": "9",
+        "OPTIQO_CITUS_DELEGATION": " OFF ",
     }
     assert set(env) == {v.name for v in ENVIRONMENT}
     c = Config.from_env(env, cwd=tmp_path)
@@ -52,6 +54,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert (c.pool_min, c.pool_max, c.pool_timeout) == (0, 3, 1.0)
     assert (c.retry_after, c.shutdown_timeout) == (7, 9.0)
     assert c.large_body_parses == 3
+    assert c.citus_delegation == "off"
 
 
 @pytest.mark.parametrize(
@@ -64,6 +67,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", "0"),
         ("OPTIQO_POOL_MIN", "20"),  # above OPTIQO_POOL_MAX
         ("OPTIQO_LARGE_BODY_PARSES", "0"),
+        ("OPTIQO_CITUS_DELEGATION", "yes"),
         ("OPTIQO_WEBHOOK_PREVIOUS_SECRETS", "whsec_!!notbase64"),
         ("OPTIQO_WEBHOOK_SECRET", "whsec_"),
         ("OPTIQO_WEBHOOK_SECRET", "bytes-\udcff"),  # not UTF-8 in the environment
