@@ -42,6 +42,7 @@ from multidict import MultiMapping
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.adapt import AdaptersMap, Buffer, Dumper
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.string import TextLoader
 from psycopg_pool import AsyncConnectionPool
 
 from receiver import citus
@@ -54,8 +55,10 @@ WEBHOOK_PATH = "/api/optiqo-webhook"
 
 # the answer as text: passed on to the sender unchanged, parsed once for the log line
 APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)::text"
-# Citus: the same delivery on the worker that owns tenant $1 (receiver.citus)
-APPLY_TENANT_SQL = "SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, $3)::text"
+# Citus: the same delivery on the worker that owns tenant $1 (receiver.citus). Citus
+# delegates only a bare call (no cast around it): its jsonb answer is read as text by
+# the loader registered in ADAPTERS.
+APPLY_TENANT_SQL = "SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, $3)"
 UNUSABLE_SQL = "SELECT optiqoflow.record_unusable_delivery($1::bytea, $2, $3)"
 READY_SQL = "SELECT version_num FROM public.alembic_version"
 
@@ -145,6 +148,8 @@ class _JsonBodyDumper(Dumper):
 
 ADAPTERS = AdaptersMap(psycopg.adapters)
 ADAPTERS.register_dumper(_JsonBody, _JsonBodyDumper)
+# a jsonb answer as the text PostgreSQL wrote, like `::text` (passed on unchanged)
+ADAPTERS.register_loader("jsonb", TextLoader)
 
 
 @dataclass
