@@ -10,6 +10,7 @@ without the extension there, they skip and say why.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -18,11 +19,13 @@ from typing import Any
 import psycopg
 import psycopg.sql
 import pytest
+from receiver_helpers import receiver_config, serving, zone_payload
 
 from receiver import migrate
 from receiver.citus import apply_delivery, payload_tenant
 
 CITUS_DSN = os.environ.get("OPTIQOFLOW_CITUS_DSN")
+NIL = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +97,17 @@ def test_tenant_entry_point_is_apply_webhook_without_citus(conn: psycopg.Connect
                         (tenant, rid)).fetchone() == ("plain",)
 
 
+def test_refusal_without_a_tenant_is_logged_under_null_without_citus(conn: psycopg.Connection[Any]) -> None:
+    answer, path = deliver(conn, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": "not-a-uuid",
+                                  "record": rec(str(uuid.uuid4()), T(1))})
+    assert (answer["status"], answer["sqlstate"], path) == ("refused", "OF002", "coordinator")
+    assert conn.execute("SELECT tenant_id FROM optiqoflow.webhook_logs WHERE id = %s",
+                        (answer["log_id"],)).fetchone() == (None,)
+    assert conn.execute("SELECT tenant_id FROM optiqoflow.refused_deliveries WHERE log_id = %s",
+                        (answer["log_id"],)).fetchone() == (None,)
+    assert conn.execute("SELECT optiqoflow._log_tenant('{}')").fetchone() == (None,)
+
+
 def test_payload_tenant_reads_like_apply_webhook() -> None:
     t = str(uuid.uuid4())
     assert payload_tenant({"tenant_id": t.upper()}) == t
@@ -102,6 +116,9 @@ def test_payload_tenant_reads_like_apply_webhook() -> None:
     assert payload_tenant({"tenant_id": "nope", "record": {"tenant_id": t}}) is None
     assert payload_tenant({"tenant_id": 7}) is None
     assert payload_tenant([]) is None
+    assert payload_tenant({"type": "BATCH", "tenant_id": t, "events": [{"tenant_id": "other"}]}) == t
+    assert payload_tenant({"type": "batch", "events": [{"record": {"tenant_id": t}}]}) == t
+    assert payload_tenant({"type": "BATCH", "events": []}) is None
 
 
 # --- on the cluster -----------------------------------------------------------------
@@ -262,11 +279,6 @@ def test_tenant_views_and_rls_on_the_cluster(cc: psycopg.Connection[Any]) -> Non
 
 
 @pytest.mark.citus
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs apply_webhook to log a refusal raised before it read the tenant (here: unknown "
-    "table) under the payload's tenant on Citus, where webhook_logs.tenant_id is the distribution column",
-)
 def test_refused_delivery_with_a_tenant_is_logged_on_its_worker(cc: psycopg.Connection[Any]) -> None:
     tenant = str(uuid.uuid4())
     answer, path = deliver(cc, {"type": "INSERT", "table": "no_such_table", "tenant_id": tenant,
@@ -278,14 +290,72 @@ def test_refused_delivery_with_a_tenant_is_logged_on_its_worker(cc: psycopg.Conn
 
 
 @pytest.mark.citus
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs apply_webhook to log a delivery without a valid tenant under the nil UUID "
-    "(webhook_logs.tenant_id is the distribution column on Citus; see the README)",
-)
 def test_refused_delivery_without_a_tenant_is_logged(cc: psycopg.Connection[Any]) -> None:
-    answer, path = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": "not-a-uuid",
-                                "record": rec(str(uuid.uuid4()), T(1))})
-    assert (answer["status"], answer["sqlstate"], path) == ("refused", "OF002", "coordinator")
-    assert cc.execute("SELECT tenant_id::text FROM optiqoflow.webhook_logs WHERE id = %s",
-                      (answer["log_id"],)).fetchone() == ("00000000-0000-0000-0000-000000000000",)
+    for payload in ({"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": "not-a-uuid",
+                     "record": rec(str(uuid.uuid4()), T(1))},
+                    {"type": "INSERT", "table": "no_such_table", "record": rec(str(uuid.uuid4()), T(1))}):
+        answer, path = deliver(cc, payload)
+        assert (answer["status"], answer["sqlstate"][:3], path) == ("refused", "OF0", "coordinator")
+        # webhook_logs.tenant_id is the distribution column: the nil UUID stands for none
+        assert cc.execute("SELECT tenant_id::text, outcome, payload IS NOT NULL FROM optiqoflow.webhook_logs "
+                          "WHERE id = %s", (answer["log_id"],)).fetchone() == (NIL, "refused", True)
+        # refused_deliveries is a reference table: no tenant is NULL there, as on PostgreSQL
+        assert cc.execute("SELECT tenant_id FROM optiqoflow.refused_deliveries WHERE log_id = %s",
+                          (answer["log_id"],)).fetchone() == (None,)
+
+
+@pytest.mark.citus
+def test_unusable_body_is_logged_under_the_nil_uuid(cc: psycopg.Connection[Any]) -> None:
+    log_id = cc.execute("SELECT optiqoflow.record_unusable_delivery(%s, %s, 'duplicated key')",
+                        (b'{"a": 1, "a": 2}', str(uuid.uuid4()))).fetchone()
+    assert log_id is not None
+    assert cc.execute("SELECT tenant_id::text, outcome FROM optiqoflow.webhook_logs WHERE id = %s",
+                      log_id).fetchone() == (NIL, "unusable")
+
+
+@pytest.mark.citus
+def test_batch_envelope_of_one_tenant_on_its_worker_of_two_on_the_coordinator(cc: psycopg.Connection[Any]) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    ra, rb, rn = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    for t, r in ((a, ra), (b, rb)):   # first pushes: the views (coordinator)
+        deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": t, "record": rec(r, T(1), title="1")})
+    one = {"type": "BATCH", "tenant_id": a, "events": [
+        {"type": "UPDATE", "table": "adhoc_work_orders", "record": rec(ra, T(2), title="2")},
+        {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": a, "record": rec(rn, T(2), title="n")}]}
+    answer, path = deliver(cc, one)
+    assert (answer["counts"], path) == ({"applied": 2}, "worker")
+    two = {"type": "BATCH", "tenant_id": a, "events": [
+        {"type": "UPDATE", "table": "adhoc_work_orders", "record": rec(ra, T(3), title="3")},
+        {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": b, "record": rec(rb, T(3), title="3")}]}
+    answer, path = deliver(cc, two)
+    assert (answer["counts"], path) == ({"applied": 2}, "coordinator")
+    rows = cc.execute("SELECT tenant_id::text, id::text, title FROM optiqoflow.work_orders WHERE tenant_id IN (%s, %s)",
+                      (a, b)).fetchall()
+    assert sorted(rows) == sorted([(a, ra, "3"), (a, rn, "n"), (b, rb, "3")])
+    # the envelopes' own log rows name no tenant: the nil UUID
+    assert cc.execute("SELECT count(*) FROM optiqoflow.webhook_logs WHERE tenant_id = %s AND operation = 'BATCH' "
+                      "AND id = ANY(%s)", (NIL, [answer["log_id"]])).fetchone() == (1,)
+
+
+@pytest.mark.citus
+async def test_receiver_takes_the_two_step_path_on_the_cluster(cluster: str, caplog: pytest.LogCaptureFixture) -> None:
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    caplog.set_level(logging.INFO, logger="optiqoflow.receiver")
+    async with serving(receiver_config(cluster)) as ep:   # OPTIQO_CITUS_DELEGATION: auto
+        assert (await ep.get("/readyz")).status == 200
+        first = await ep.post(zone_payload(tenant, id=rid))          # the tenant's view: coordinator
+        second = await ep.post(zone_payload(tenant, id=rid, name="Hall", updated_at=T(2)))   # worker
+        refused = await ep.post({**zone_payload(tenant), "table": "no_such_table"})          # worker
+        no_tenant = await ep.post({**zone_payload(tenant), "tenant_id": 7})                   # coordinator
+        unusable = await ep.post(b'{"type": "INSERT", "type": "DELETE"}')
+        metrics = (await ep.get("/metrics")).body
+    assert [r.status for r in (first, second, refused, no_tenant, unusable)] == [200, 200, 422, 422, 400]
+    assert (second.body["status"], second.body["log_id"] >= 1 << 48) == ("applied", True)   # a worker's id range
+    paths = [r.fields["path"] for r in caplog.records if r.getMessage().startswith("delivery ")]  # type: ignore[attr-defined]
+    assert paths == ["coordinator", "worker", "worker", "coordinator", None]
+    assert 'optiqoflow_delivery_paths_total{path="worker"} 2.0' in metrics
+    assert 'optiqoflow_delivery_paths_total{path="coordinator"} 2.0' in metrics
+    with psycopg.connect(cluster) as c:
+        assert c.execute(f'SELECT name FROM tenants."{tenant}_zones" WHERE id = %s', (rid,)).fetchone() == ("Hall",)
+        assert c.execute("SELECT tenant_id::text FROM optiqoflow.webhook_logs WHERE id = %s",
+                         (unusable.body["log_id"],)).fetchone() == (NIL,)

@@ -17,8 +17,8 @@ AS $$
 --
 -- p_tenant_id only routes the call; the payload decides, exactly as in apply_webhook.
 -- On a worker, a delivery that would need DDL (a new target table, a new column, a tenant
--- view to create or change) or whose payload does not name p_tenant_id (none, invalid,
--- another) cannot be applied there: nothing is written and the answer is
+-- view to create or change), whose payload does not name p_tenant_id (none, invalid,
+-- another), or a batch envelope with an event of another tenant cannot be applied there: nothing is written and the answer is
 --     {"status": "coordinator_required", "reason": "...", "tenant_id": ...}
 -- The caller then repeats the delivery on the coordinator, where it is applied (or
 -- refused and logged) in full:
@@ -37,15 +37,31 @@ BEGIN
         RETURN optiqoflow.apply_webhook(p_payload, p_delivery_id);
     END IF;
 
-    -- the payload's tenant as apply_webhook finds it; an unreadable one counts as none
-    BEGIN
-        v_tenant := coalesce(optiqoflow._tenant_uuid(p_payload -> 'tenant_id', 'the envelope'),
-                             optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record'),
-                             optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record'),
-                             optiqoflow._tenant_uuid(p_payload -> 'records' -> 0 -> 'tenant_id', 'records'));
-    EXCEPTION WHEN SQLSTATE 'OF002' OR invalid_parameter_value THEN
-        v_tenant := NULL;
-    END;
+    -- a batch envelope (apply_webhook_batch) stays on this worker only when every event
+    -- is of p_tenant_id (its own tenant, else the envelope's, as the batch reads it)
+    IF jsonb_typeof(p_payload) = 'object' AND upper(p_payload ->> 'type') = 'BATCH' THEN
+        IF jsonb_typeof(p_payload -> 'events') IS DISTINCT FROM 'array'
+           OR EXISTS (SELECT FROM jsonb_array_elements(p_payload -> 'events') AS x(e)
+                       WHERE jsonb_typeof(x.e) IS DISTINCT FROM 'object'
+                          OR optiqoflow._claimed_tenant(
+                                 CASE WHEN x.e ? 'tenant_id' THEN x.e
+                                      ELSE x.e || jsonb_build_object('tenant_id', p_payload -> 'tenant_id') END)
+                             IS DISTINCT FROM p_tenant_id) THEN
+            RETURN jsonb_build_object('status', 'coordinator_required', 'tenant_id', p_tenant_id,
+                                      'reason', 'the batch has events that are not of this tenant');
+        END IF;
+        v_tenant := p_tenant_id;
+    ELSE
+        -- the payload's tenant as apply_webhook finds it; an unreadable one counts as none
+        BEGIN
+            v_tenant := coalesce(optiqoflow._tenant_uuid(p_payload -> 'tenant_id', 'the envelope'),
+                                 optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record'),
+                                 optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record'),
+                                 optiqoflow._tenant_uuid(p_payload -> 'records' -> 0 -> 'tenant_id', 'records'));
+        EXCEPTION WHEN SQLSTATE 'OF002' OR invalid_parameter_value THEN
+            v_tenant := NULL;
+        END;
+    END IF;
     IF v_tenant IS NULL OR v_tenant <> p_tenant_id THEN
         RETURN jsonb_build_object('status', 'coordinator_required', 'tenant_id', p_tenant_id,
                                   'reason', 'the payload does not name this tenant');
