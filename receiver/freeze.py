@@ -125,7 +125,8 @@ def freeze(message: str) -> str | None:
     order = _revision_order()
     down = order[-1] if order else None
     number = len(order) + 1
-    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40] or "functions"
+    # alembic_version.version_num is varchar(32): "NNNN_" and at most 27 more
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower())[:27].strip("_") or "functions"
     revision = f"{number:04d}_{slug}"
     target = frozen_root() / revision
     for key, path in changed.items():
