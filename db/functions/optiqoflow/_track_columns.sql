@@ -9,25 +9,27 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- Column tracking: a key present with a non-null value counts as pushed by the tenant
--- (only keys that are columns of the table: ignored keys are not). The tracked set is
--- the sorted union over time. Read first and write only when the set grows, so steady
--- traffic never queues on the tracking row (PITFALLS 10). When it grows, the tenant's
--- view of the table is regenerated in the same transaction. Returns true when it grew.
+-- (p_keys: the JSON array "pushed" of _analyse_records; only keys that are columns of the
+-- table count: ignored keys are not). The tracked set is the sorted union over time. Read
+-- first and write only when the set grows, so steady traffic never queues on the
+-- tracking row (PITFALLS 10): the steady case is one index read and a containment test.
+-- When it grows, the tenant's view of the table is regenerated in the same transaction.
+-- Returns true when it grew.
 DECLARE
     v_pushed  text[];
     v_current text[];
 BEGIN
-    SELECT array_agg(k ORDER BY k) INTO v_pushed
-      FROM jsonb_object_keys(p_keys) k
-     WHERE jsonb_array_length(p_keys -> k) > 0 AND k = ANY (p_columns);
-    IF v_pushed IS NULL THEN
-        RETURN false;
-    END IF;
-
     SELECT tca.columns INTO v_current
       FROM tenants.tenant_column_access tca
      WHERE tca.tenant_id = p_tenant_id AND tca.table_name = p_table;
-    IF v_current IS NOT NULL AND v_current @> v_pushed THEN
+    IF v_current IS NOT NULL AND to_jsonb(v_current) @> p_keys THEN
+        RETURN false;
+    END IF;
+
+    SELECT array_agg(k ORDER BY k) INTO v_pushed
+      FROM jsonb_array_elements_text(p_keys) k
+     WHERE k = ANY (p_columns);
+    IF v_pushed IS NULL OR (v_current IS NOT NULL AND v_current @> v_pushed) THEN
         RETURN false;
     END IF;
 

@@ -69,7 +69,7 @@ BEGIN
         -- versioned - a FULL_SYNC batch as a source sends it: one statement, no passes
         EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', v_writer)
            INTO w, d, s
-          USING p_tenant_id, p_table, p_records, ARRAY(SELECT jsonb_object_keys(p_info -> 'keys')),
+          USING p_tenant_id, p_table, p_records, ARRAY(SELECT jsonb_array_elements_text(p_info -> 'keys')),
                 v_now, v_xid, p_sync_run;
         PERFORM set_config('plan_cache_mode', v_previous_mode, true);
         RETURN jsonb_build_object('written', w, 'duplicate', d, 'stale', s);

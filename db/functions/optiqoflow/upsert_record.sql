@@ -15,6 +15,7 @@ AS $$
 --   {"status": "applied" | "duplicate" | "stale", "table": target, "rows": n, ...}.
 DECLARE
     v_mapping  optiqoflow.table_mappings := optiqoflow._target_table(p_table);
+    v_records  jsonb;
     v_info     jsonb;
     v_evolved  jsonb;
     v_columns  text[];
@@ -27,15 +28,23 @@ BEGIN
         RAISE EXCEPTION 'record must be a JSON object'
             USING ERRCODE = 'OF004', HINT = 'INSERT and UPDATE carry "record": {...}.';
     END IF;
-    v_info := optiqoflow._analyse_records(p_tenant_id, jsonb_build_array(p_record), p_occurred_at);
-    PERFORM optiqoflow._lock_rows(p_tenant_id, v_mapping.target_table, jsonb_build_array(p_record));
-    PERFORM optiqoflow._ensure_target_table(v_mapping.target_table);
-    v_evolved := optiqoflow._evolve_columns(v_mapping, v_info -> 'keys');
-    v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
-    v_result := optiqoflow._write_records(p_tenant_id, v_mapping.target_table, jsonb_build_array(p_record),
-                                          p_occurred_at, v_columns, NULL);
+    v_records := jsonb_build_array(p_record);
+    v_info := optiqoflow._analyse_records(p_tenant_id, v_records, p_occurred_at);
+    PERFORM optiqoflow._lock_rows(p_tenant_id, v_mapping.target_table, v_records);
+    v_columns := optiqoflow._columns(v_mapping.target_table);
+    IF v_columns IS NOT NULL AND to_jsonb(v_columns) @> (v_info -> 'keys') THEN
+        v_evolved := '{"added": [], "ignored": []}';   -- every key is a column: nothing to evolve
+    ELSE
+        PERFORM optiqoflow._ensure_target_table(v_mapping.target_table);
+        v_evolved := optiqoflow._evolve_columns(v_mapping, optiqoflow._key_types(v_records,
+                         ARRAY(SELECT k FROM jsonb_array_elements_text(v_info -> 'keys') k
+                                WHERE k <> ALL (coalesce(v_columns, '{}')))));
+        v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
+    END IF;
+    v_result := optiqoflow._write_records(p_tenant_id, v_mapping.target_table, v_records,
+                                          p_occurred_at, v_columns, NULL, v_info);
     IF (v_result ->> 'written')::bigint > 0 THEN
-        PERFORM optiqoflow._track_columns(p_tenant_id, v_mapping.target_table, v_info -> 'keys', v_columns);
+        PERFORM optiqoflow._track_columns(p_tenant_id, v_mapping.target_table, v_info -> 'pushed', v_columns);
     END IF;
     RETURN jsonb_build_object(
         'status', CASE WHEN (v_result ->> 'written')::bigint > 0 THEN 'applied'
