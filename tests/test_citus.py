@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -478,3 +479,36 @@ def test_tenant_xid_and_snapshot_are_the_tenants_workers_on_the_coordinator(cc: 
     assert seen is not None and coordinator is not None
     assert xid == seen[0]
     assert int(snapshot.split(":")[1]) <= int(seen[1].split(":")[1])   # taken first, same counter
+
+
+NODE_LOCAL_LOCKS = ("the row-bucket advisory locks (_lock_rows; also the sync/ lock of full_sync_batch and "
+                    "apply_webhook_batch's) are taken on the node that runs the function: a coordinator-path "
+                    "delivery locks on the coordinator, a worker-path one on the worker, so they do not "
+                    "serialise each other (see the README, Scale-out on Citus)")
+
+
+@pytest.mark.citus
+@pytest.mark.xfail(strict=True, reason=NODE_LOCAL_LOCKS)
+def test_row_locks_hold_across_the_two_paths(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    base = {"tenant_id": tenant}
+    deliver(cc, {**base, **work_order(rid, T(1), title="a")})
+    done: list[str] = []
+    with psycopg.connect(cluster) as holder:
+        # a coordinator-path delivery of this key, between its row locks and its commit
+        holder.execute("SELECT optiqoflow._lock_rows(%s, 'work_orders', %s::jsonb)",
+                       (tenant, json.dumps([{"id": rid}])))
+
+        def worker_path() -> None:
+            with psycopg.connect(cluster, autocommit=True) as c:
+                done.append(deliver(c, {**base, "type": "DELETE", "table": "adhoc_work_orders",
+                                        "old_record": {"id": rid, "updated_at": T(2)}})[1])
+
+        thread = threading.Thread(target=worker_path)
+        thread.start()
+        thread.join(timeout=3)
+        waited = thread.is_alive()
+        holder.rollback()
+    thread.join()
+    assert done == ["worker"]
+    assert waited, "the worker-path delivery did not wait for the coordinator path's row lock"
