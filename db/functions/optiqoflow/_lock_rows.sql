@@ -17,7 +17,11 @@ AS $$
 -- ddl/<table> (with the ALTER it guards), views/<tenant>. Buckets come before any DDL:
 -- a push holding ACCESS EXCLUSIVE from an ALTER must never wait for a bucket.
 BEGIN
-    IF p_records IS NULL THEN
+    IF jsonb_array_length(p_records) = 1 THEN
+        -- one record (every real-time change): the same lock, without a query
+        PERFORM pg_advisory_xact_lock(hashtext(p_tenant_id::text || '/' || p_table),
+                                      hashtext(((p_records -> 0 ->> 'id')::uuid)::text) & 63);
+    ELSIF p_records IS NULL THEN
         PERFORM pg_advisory_xact_lock(hashtext(p_tenant_id::text || '/' || p_table), b)
            FROM generate_series(0, 63) b ORDER BY b;
     ELSE

@@ -105,7 +105,11 @@ BEGIN
 
         -- De-duplication: the key is claimed first, so a concurrent copy of this delivery
         -- waits for our commit and then sees it (or takes over if we roll back).
-        IF cardinality(v_keys) > 0 THEN
+        IF cardinality(v_keys) = 1 THEN
+            INSERT INTO optiqoflow.delivery_keys (key, webhook_log_id) VALUES (v_keys[1], v_log_id)
+            ON CONFLICT (key) DO NOTHING;
+            GET DIAGNOSTICS v_new_keys = ROW_COUNT;
+        ELSIF cardinality(v_keys) > 1 THEN
             WITH claimed AS (
                 INSERT INTO optiqoflow.delivery_keys (key, webhook_log_id)
                 SELECT k, v_log_id FROM unnest(v_keys) k
