@@ -512,3 +512,29 @@ def test_row_locks_hold_across_the_two_paths(cluster: str, cc: psycopg.Connectio
     thread.join()
     assert done == ["worker"]
     assert waited, "the worker-path delivery did not wait for the coordinator path's row lock"
+
+
+def key_node(c: psycopg.Connection[Any], key: str) -> Any:
+    row = c.execute("SELECT nodename || ':' || nodeport FROM citus_shards "
+                    "WHERE shardid = get_shard_id_for_distribution_column('optiqoflow.delivery_keys', %s::text)",
+                    (key,)).fetchone()
+    return row[0] if row else None
+
+
+@pytest.mark.citus
+def test_two_dedup_keys_on_two_nodes_then_ddl_on_the_coordinator(cc: psycopg.Connection[Any]) -> None:
+    # a delivery id and an event_id are two delivery_keys rows; on two nodes they are
+    # written in parallel, and the same transaction then creates distributed objects (a
+    # new column, so a new generated writer function): Citus accepts that only because
+    # apply_webhook runs in sequential mode (distribute())
+    delivery_id = str(uuid.uuid4())
+    event_id = next(e for e in (str(uuid.uuid4()) for _ in range(100))
+                    if key_node(cc, "e:" + e) != key_node(cc, "d:" + delivery_id))
+    tenant, column = str(uuid.uuid4()), "keys_" + uuid.uuid4().hex[:12]
+    answer, path = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
+                                "event_id": event_id, "record": rec(str(uuid.uuid4()), T(1), **{column: "a"})},
+                           delivery_id)
+    assert (answer["status"], answer["added_columns"], path) == ("applied", [column], "coordinator")
+    again, _ = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
+                            "event_id": event_id, "record": rec(str(uuid.uuid4()), T(1))})
+    assert again["status"] == "duplicate"

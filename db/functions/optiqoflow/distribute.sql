@@ -25,7 +25,8 @@ AS $$
 -- the nil UUID 00000000-0000-0000-0000-000000000000, its column default here.
 --
 -- Every function of ours is made a distributed object (so it exists on every node and
--- CREATE OR REPLACE in later migrations reaches the workers), and
+-- CREATE OR REPLACE in later migrations reaches the workers; apply_webhook runs with
+-- citus.multi_shard_modify_mode = sequential, see step 4), and
 -- optiqoflow.apply_tenant_webhook is delegated by its p_tenant_id to the node that owns
 -- that tenant. Tenant views that exist already are re-created so the workers have them.
 -- p_shard_count: shards per distributed table (default: citus.shard_count), used only
@@ -179,6 +180,12 @@ BEGIN
     -- role_tenants from inside a query on a shard. Citus allows that only when told; the
     -- read is local (every node holds the reference table). Again after each migration.
     ALTER FUNCTION tenants.role_tenant_id() SET citus.allow_nested_distributed_execution = on;
+    -- A delivery may make DDL (a new column, a generated writer, a view: distributed
+    -- objects) after a write that reached several nodes in parallel (a delivery id and
+    -- an event_id: two de-duplication keys, two shards). Citus refuses that ("parallel
+    -- operation ... in the transaction") unless the transaction works over one
+    -- connection per node from the start. Again after each migration.
+    ALTER FUNCTION optiqoflow.apply_webhook(jsonb, text) SET citus.multi_shard_modify_mode = 'sequential';
 
     -- 5. de-duplication keys: global, distributed by the key itself
     IF optiqoflow._citus_table_kind('optiqoflow.delivery_keys') = 'none' THEN
