@@ -534,3 +534,26 @@ def test_full_sync_records_that_are_refused_start_no_run(conn: Conn, tenant: str
     assert set(rows(conn, tenant)) == set(old)  # offset 0 without total did not wipe
     assert sync_runs(conn, tenant) == []
     assert log_row(conn, ans["log_id"])["payload"]["records"][0]["priority"] == "urgent"
+
+
+def test_a_batch_is_judged_alike_with_and_without_tombstones_of_the_tenant(conn: Conn) -> None:
+    """The writer takes a shorter statement for a batch when the tenant has no tombstone in
+    the table (no per-record tombstone probe); both must give the same answer and rows."""
+    outcomes = []
+    for with_tombstone in (False, True):
+        tenant = str(uuid.uuid4())
+        if with_tombstone:  # a deletion of some other row of the tenant
+            assert apply(conn, delete(tenant, rec(new_id(), 1)))["status"] == "applied"
+            assert len(tombstones(conn, tenant)) == 1
+        equal, older, newer = (seed(conn, tenant, 2, version=4) for _ in range(3))
+        fresh = [new_id(), new_id()]
+        records = batch(equal, 4) + batch(older, 2) + batch(newer, 6) + batch(fresh, 3)
+        ans = applied(apply(conn, full_sync(tenant, records, offset=0, total=8)))
+        assert (ans["rows"], ans["duplicates"], ans["stale"], ans["removed"]) == (4, 2, 2, 0), ans
+        got = versions(conn, tenant)
+        assert got == {**{k: vt(4) for k in equal + older}, **{k: vt(6) for k in newer},
+                       **{k: vt(3) for k in fresh}}, "stale and equal copies keep the stored row"
+        [run] = sync_runs(conn, tenant)
+        assert run["state"] == "complete"
+        outcomes.append((ans["rows"], ans["duplicates"], ans["stale"], run["stale"], run["removed"]))
+    assert outcomes[0] == outcomes[1]

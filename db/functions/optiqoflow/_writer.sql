@@ -10,17 +10,23 @@ AS $$
 -- columns change gets a new writer under a new name; old ones are left in place (a
 -- session may still be calling one) and cost nothing.
 --
--- Its statement, for records of one key set (p_present: the columns they carry):
---   classify each record against the stored row and tombstone: write | duplicate | stale;
---   INSERT ... ON CONFLICT (tenant_id, id) DO UPDATE SET col = CASE WHEN 'col' = ANY
---   (present) THEN EXCLUDED.col ELSE t.col END ... WHERE t.updated_at < EXCLUDED.updated_at;
---   clear the tombstones of written keys; mark duplicate/stale rows as seen by the run.
+-- What it runs, for records of one key set (p_present: the columns they carry):
+--   one record: read the stored version (and, when none, the tombstone), then UPDATE or
+--   INSERT that one row: three small statements with cheap plans;
+--   a batch, when the tenant has no tombstone in this table: INSERT ... ON CONFLICT
+--   (tenant_id, id) DO UPDATE SET col = CASE WHEN 'col' = ANY (present) THEN
+--   EXCLUDED.col ELSE t.col END ... WHERE t.updated_at < EXCLUDED.updated_at, and only
+--   the records it did not write are classified (duplicate | stale) and marked as seen
+--   by the run;
+--   any other batch: classify each record against the stored row and tombstone (write |
+--   duplicate | stale), the same upsert of the writes, clear the tombstones of written
+--   keys, mark duplicate/stale rows as seen by the run.
 -- Parameters and outputs are named _of_*: no column can have such a name, so none can
 -- shadow them. Returns the writer's name (schema optiqoflow_gen).
 DECLARE
-    -- the hash covers the columns and the generator's version (the "w2:" prefix), so a
+    -- the hash covers the columns and the generator's version (the "w3:" prefix), so a
     -- database upgraded to a new generator makes new writers instead of reusing old ones
-    v_name     text := p_table || '_' || left(md5('w2:' || array_to_string(p_columns, ',')), 12);
+    v_name     text := p_table || '_' || left(md5('w3:' || array_to_string(p_columns, ',')), 12);
     v_data     text[];
     v_previous text;
 BEGIN
@@ -95,6 +101,39 @@ BEGIN
             RETURN;
         END IF;
         -- written meanwhile by a writer that does not take our row locks: the statement below
+    ELSIF NOT EXISTS (SELECT FROM optiqoflow.tombstones tb
+                       WHERE tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table) THEN
+        -- a batch of a tenant with no deletion remembered in this table (an initial import,
+        -- most FULL_SYNC runs): the upsert's own conflict check decides, as in a bare
+        -- INSERT ... ON CONFLICT; only the records it did not write are read back, from the
+        -- snapshot before it, to tell duplicates from stale ones and mark them for the run
+        WITH src AS (
+            SELECT r.* FROM jsonb_populate_recordset(NULL::optiqoflow.%2$I, _of_a_records) r
+        ), w AS (
+            INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run)
+            SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run FROM src c
+            ON CONFLICT (tenant_id, id) DO UPDATE
+               SET %5$s, _of_written_at = EXCLUDED._of_written_at,
+                   _of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run
+             WHERE t.updated_at < EXCLUDED.updated_at
+            RETURNING t.id
+        ), cls AS (
+            SELECT s.id, CASE WHEN s.updated_at = t.updated_at THEN 'd' ELSE 's' END AS _of_action
+              FROM src s
+              JOIN optiqoflow.%2$I t ON t.tenant_id = _of_a_tenant AND t.id = s.id
+             WHERE NOT EXISTS (SELECT FROM w WHERE w.id = s.id)
+        ), marked AS (
+            UPDATE optiqoflow.%2$I t SET _of_sync_run = _of_a_run
+              FROM cls c
+             WHERE _of_a_run IS NOT NULL
+               AND t.tenant_id = _of_a_tenant AND t.id = c.id AND t._of_sync_run IS DISTINCT FROM _of_a_run
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM w),
+               (SELECT count(*) FROM cls WHERE _of_action = 'd'),
+               (SELECT count(*) FROM cls WHERE _of_action = 's') + 0 * (SELECT count(*) FROM marked)
+          INTO _of_o_written, _of_o_duplicate, _of_o_stale;
+        RETURN;
     END IF;
 
     WITH src AS (
