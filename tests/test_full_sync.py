@@ -557,3 +557,19 @@ def test_a_batch_is_judged_alike_with_and_without_tombstones_of_the_tenant(conn:
         assert run["state"] == "complete"
         outcomes.append((ans["rows"], ans["duplicates"], ans["stale"], run["stale"], run["removed"]))
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_batch_names_its_first_record_whose_id_is_not_a_uuid(conn: Conn, tenant: str) -> None:
+    """Ids are read by uuid's input function first and by the pattern only when one fails:
+    the refusal still names the first offender, and every spelling uuid accepts passes."""
+    good = [rec(new_id(), 1) for _ in range(4)]
+    spelled = str(uuid.uuid4())
+    good.append(rec("{" + spelled.upper().replace("-", "") + "}", 1))  # braces, upper case, no hyphens
+    bad = [*good[:2], rec("42", 1), good[2], rec("not-a-uuid", 1)]
+    ans = apply(conn, full_sync(tenant, bad, offset=0, total=5))
+    assert (ans["status"], ans["sqlstate"]) == ("refused", "OF005"), ans
+    assert ans["error"] == "record 3 has no id that is a UUID"
+    assert not rows(conn, tenant)  # nothing of it written
+    ok = applied(apply(conn, full_sync(tenant, good, offset=0, total=5)))
+    assert ok["rows"] == 5
+    assert spelled in set(rows(conn, tenant))

@@ -43,6 +43,7 @@ DECLARE
     v_pushed     text[];
     v_uniform    boolean;
     v_names_ok   boolean := false;
+    v_by_cast    boolean := true;
     v_reserved   text;
     v_invalid    text;
 BEGIN
@@ -86,31 +87,45 @@ BEGIN
         END IF;
 
         -- pass 1: the shape of every record (the position of the first offender of each
-        -- kind); each field is read once, in the inner query
-        SELECT min(o) FILTER (WHERE t <> 'object'),
-               min(o) FILTER (WHERE id_type IS DISTINCT FROM 'string'),
-               min(o) FILTER (WHERE id_type = 'string' AND NOT id_ok),
-               min(o) FILTER (WHERE p_occurred_at IS NULL AND v_type IS DISTINCT FROM 'string'),
-               min(o) FILTER (WHERE v_type = 'string' AND NOT v_ok),
-               min(o) FILTER (WHERE other_tenant),
-               count(*) FILTER (WHERE v_type IS DISTINCT FROM 'string'),
-               count(DISTINCT CASE WHEN id_ok THEN id::uuid END),
-               count(*) FILTER (WHERE NOT has_keys0)
-          INTO v_not_object, v_no_id, v_bad_id, v_no_version, v_bad_version, v_other,
-               v_unversioned, v_ids, v_lacking
-          FROM (SELECT o, jsonb_typeof(e) AS t,
-                       jsonb_typeof(e -> 'id') AS id_type, e ->> 'id' AS id,
-                       optiqoflow._is_uuid_text(e ->> 'id') AS id_ok,
-                       jsonb_typeof(e -> 'updated_at') AS v_type,
-                       (e ->> 'updated_at') ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)' AS v_ok,
-                       CASE WHEN jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'tenant_id') IN ('null')
-                                 OR NOT e ? 'tenant_id'
-                                 OR (e ->> 'tenant_id') = p_tenant_id::text THEN false
-                            ELSE optiqoflow._tenant_uuid(e -> 'tenant_id', 'record') IS DISTINCT FROM p_tenant_id
-                       END AS other_tenant,
-                       jsonb_typeof(e) = 'object' AND e ?& v_keys0 AS has_keys0
-                  FROM jsonb_array_elements(p_records) WITH ORDINALITY AS r(e, o)
-                OFFSET 0) x;
+        -- kind); each field is read once, in the inner query. The ids are first read by
+        -- uuid's own input function (C, no pattern); only when one of them is not a UUID
+        -- (22P02) does the pass run again with the pattern, to name the first offender.
+        LOOP
+            BEGIN
+                SELECT min(o) FILTER (WHERE t <> 'object'),
+                       min(o) FILTER (WHERE id_type IS DISTINCT FROM 'string'),
+                       min(o) FILTER (WHERE id_type = 'string' AND NOT id_ok),
+                       min(o) FILTER (WHERE p_occurred_at IS NULL AND v_type IS DISTINCT FROM 'string'),
+                       min(o) FILTER (WHERE v_type = 'string' AND NOT v_ok),
+                       min(o) FILTER (WHERE other_tenant),
+                       count(*) FILTER (WHERE v_type IS DISTINCT FROM 'string'),
+                       count(DISTINCT CASE WHEN id_ok THEN id::uuid END),
+                       count(*) FILTER (WHERE NOT has_keys0)
+                  INTO v_not_object, v_no_id, v_bad_id, v_no_version, v_bad_version, v_other,
+                       v_unversioned, v_ids, v_lacking
+                  FROM (SELECT o, jsonb_typeof(e) AS t,
+                               jsonb_typeof(e -> 'id') AS id_type, e ->> 'id' AS id,
+                               CASE WHEN jsonb_typeof(e -> 'id') IS DISTINCT FROM 'string' THEN false
+                                    WHEN v_by_cast THEN (e ->> 'id')::uuid IS NOT NULL
+                                    ELSE optiqoflow._is_uuid_text(e ->> 'id') END AS id_ok,
+                               jsonb_typeof(e -> 'updated_at') AS v_type,
+                               (e ->> 'updated_at') ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)' AS v_ok,
+                               CASE WHEN jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'tenant_id') IN ('null')
+                                         OR NOT e ? 'tenant_id'
+                                         OR (e ->> 'tenant_id') = p_tenant_id::text THEN false
+                                    ELSE optiqoflow._tenant_uuid(e -> 'tenant_id', 'record') IS DISTINCT FROM p_tenant_id
+                               END AS other_tenant,
+                               jsonb_typeof(e) = 'object' AND e ?& v_keys0 AS has_keys0
+                          FROM jsonb_array_elements(p_records) WITH ORDINALITY AS r(e, o)
+                        OFFSET 0) x;
+                EXIT;
+            EXCEPTION WHEN invalid_text_representation THEN
+                IF NOT v_by_cast THEN
+                    RAISE;
+                END IF;
+                v_by_cast := false;   -- an id is not a UUID: again, with the pattern
+            END;
+        END LOOP;
 
         IF v_not_object IS NULL THEN
             -- pass 2: what the first record's non-null keys leave of each record (its null
