@@ -357,16 +357,31 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
         delivery_id = _delivery_id(request.headers)
     except Unusable as unusable:
         return await _record_unusable(request, body, None, unusable)
-    try:
-        if len(body) > PARSE_IN_THREAD_BYTES:
-            # the parsed tree of a large body takes ~4x its size: a few at a time
-            async with rcv.large_parses:
-                payload, tenant = await asyncio.to_thread(_checked, body)
-        else:
-            payload, tenant = _checked(body)
-    except Unusable as unusable:
-        return await _record_unusable(request, body, delivery_id, unusable)
-    return await _apply(request, body, payload, tenant, delivery_id)
+    if len(body) <= PARSE_IN_THREAD_BYTES:
+        try:
+            checked = _done(_checked(body))
+        except Unusable as unusable:
+            return await _record_unusable(request, body, delivery_id, unusable)
+        return await _apply(request, body, checked, delivery_id)
+    # A large body (a FULL_SYNC batch): the strict check runs in a thread while the
+    # database applies the body in an open transaction, which commits only once the
+    # check has passed (_apply). Its parsed tree takes ~4x its size: a few at a time.
+    async with rcv.large_parses:
+        check = asyncio.ensure_future(asyncio.to_thread(_checked, body))
+        try:
+            return await _apply(request, body, check, delivery_id)
+        except Unusable as unusable:
+            return await _record_unusable(request, body, delivery_id, unusable)
+        finally:
+            await asyncio.wait([check])  # the thread's tree is gone before the next parse
+            if not check.cancelled():
+                check.exception()  # retrieved: asyncio does not warn about a refusal seen above
+
+
+def _done(value: T) -> asyncio.Future[T]:
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
 
 
 def _checked(body: bytes) -> tuple[dict[str, Any], str | None]:
@@ -426,14 +441,25 @@ def _delivery_id_header(headers: MultiMapping[str]) -> tuple[str, list[str]]:
 async def _apply(
     request: web.Request,
     body: bytes,
-    payload: Mapping[str, Any],
-    tenant: str | None,
+    check: asyncio.Future[tuple[dict[str, Any], str | None]],
     delivery_id: str | None,
 ) -> Outcome:
+    """Apply a signed body whose strict JSON check (`check`: payload labels and tenant,
+    or Unusable) has finished or is still running in a thread. Raises Unusable when the
+    check refuses the body; then nothing of it was committed."""
     rcv = request.app[RECEIVER]
     jsonb = _JsonBody(body)
 
     async def apply(conn: Connection) -> tuple[Any, str]:
+        if not check.done() and not conn.delegated:
+            # still being checked: the one call inside a transaction that commits only
+            # when the check passed; an Unusable raised here rolls it back
+            async with conn.transaction():
+                cursor = await conn.execute(APPLY_SQL, (jsonb, delivery_id))
+                row = await cursor.fetchone()
+                await check
+            return (row[0] if row else None), "direct"
+        _, tenant = await check
         if conn.delegated and tenant is not None:
             return await _apply_delegated(conn, tenant, jsonb, delivery_id)
         # the one call (CONTRACT section 1); on Citus also a payload without a tenant
@@ -444,10 +470,12 @@ async def _apply(
     try:
         text, path = await _call(request.app[POOL], rcv.freshness, apply)
     except psycopg.Error as e:
+        await check  # a body the check refuses is answered as such, whatever the database said
         if e.sqlstate in UNSTORABLE_STATES:
             reason = f"PostgreSQL cannot store the body as jsonb: {e.diag.message_primary}"
             return await _record_unusable(request, body, delivery_id, Unusable(reason, 422))
         return _database_fault(e)
+    payload, _ = await check
     try:
         answer = json.loads(text) if isinstance(text, str) else text
     except ValueError:

@@ -455,6 +455,9 @@ async def test_large_bodies_are_checked_a_few_at_a_time(
 
     config = receiver_config(db_dsn, max_body_bytes=4 * 1024 * 1024, large_body_parses=2)
     async with serving(config) as ep:
+        # the table's writer exists before the large bodies' open transactions (the first
+        # delivery to a table generates it under a lock the others would wait for)
+        assert (await ep.post(zone_payload(str(uuid.uuid4()), name="warm-up"))).status == 200
         monkeypatch.setattr(server, "_checked", slow_checked)
         tenant = str(uuid.uuid4())
         padding = "x" * (1024 * 1024 + 1)
@@ -464,7 +467,9 @@ async def test_large_bodies_are_checked_a_few_at_a_time(
             for i in range(5)
         ]
         await asyncio.sleep(0.05)
-        small = await ep.post(zone_payload(tenant, name="small"))
+        # another tenant: the large bodies' open transactions hold their tenant's first
+        # tracking row and views until their checks pass (a wait on row locks, not on parses)
+        small = await ep.post(zone_payload(str(uuid.uuid4()), name="small"))
         small_done = time.monotonic() - started
         replies = [*await asyncio.gather(*large), small]
         all_done = time.monotonic() - started
@@ -472,6 +477,58 @@ async def test_large_bodies_are_checked_a_few_at_a_time(
     assert all_done >= 0.2 * 3  # five parses, two at a time: three rounds
     assert small_done < 0.4  # a small body is not queued behind the large ones
     assert [r.status for r in replies] == [200] * 6, [r.body for r in replies]
+
+
+async def test_a_large_body_is_applied_while_checked_and_committed_only_if_it_passes(
+    db_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body over 1 MiB is checked in a thread while the database applies it in an open
+    transaction: the check's verdict decides between COMMIT and ROLLBACK. Here the check
+    waits until the apply is done and its transaction is open, then refuses the body (a
+    key twice, deep inside): 400 with the body kept, and nothing of it committed."""
+    real_checked = server._checked
+    seen_open = threading.Event()
+
+    def check_after_the_apply(body: bytes) -> Any:
+        if len(body) > server.PARSE_IN_THREAD_BYTES:
+            with psycopg.connect(db_dsn, autocommit=True) as c:
+                for _ in range(200):
+                    if c.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND state = 'idle in transaction' AND query LIKE '%apply_webhook%'"
+                    ).fetchone() == (1,):
+                        seen_open.set()
+                        break
+                    time.sleep(0.02)
+        return real_checked(body)
+
+    config = receiver_config(db_dsn, max_body_bytes=4 * 1024 * 1024)
+    async with serving(config) as ep:
+        monkeypatch.setattr(server, "_checked", check_after_the_apply)
+        tenant = str(uuid.uuid4())
+        padding = "x" * (1024 * 1024 + 1)
+        good = zone_payload(tenant, name="large-ok", padding=padding)
+        ok = await ep.post(good)
+        assert ok.status == 200, ok.body
+        assert seen_open.is_set()  # the apply ran before the verdict
+        seen_open.clear()
+
+        bad_id = str(uuid.uuid4())
+        text = json.dumps(zone_payload(tenant, name="large-bad", id=bad_id, padding=padding))
+        body = text.replace('"name": "large-bad"', '"name": "large-bad", "name": "twice"').encode()
+        bad = await ep.post(body)
+        assert seen_open.is_set()
+    assert bad.status == 400 and "duplicate key" in bad.body["error"], bad.body
+    with psycopg.connect(db_dsn) as c:
+        names = c.execute(
+            "SELECT name FROM optiqoflow.zones WHERE tenant_id = %s ORDER BY name", (tenant,)
+        ).fetchall()
+        assert names == [("large-ok",)]  # the refused body's row was rolled back
+        kept = c.execute(
+            "SELECT outcome, octet_length(raw_body) FROM optiqoflow.webhook_logs WHERE id = %s",
+            (bad.body["log_id"],),
+        ).fetchone()
+    assert kept == ("unusable", len(body))
 
 
 # --- database faults, injected by replacing apply_webhook in this test's database ---------
