@@ -538,3 +538,31 @@ def test_two_dedup_keys_on_two_nodes_then_ddl_on_the_coordinator(cc: psycopg.Con
     again, _ = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
                             "event_id": event_id, "record": rec(str(uuid.uuid4()), T(1))})
     assert again["status"] == "duplicate"
+
+
+def test_tenant_locks_are_this_sessions_without_citus(conn: psycopg.Connection[Any], tenant: str) -> None:
+    with conn.transaction():
+        conn.execute("SELECT optiqoflow._tenant_locks(%s, 4242, ARRAY[3, 1, 3])", (tenant,))
+        held = conn.execute("SELECT array_agg(objid ORDER BY objid) FROM pg_locks WHERE locktype = 'advisory' "
+                            "AND classid = 4242 AND objsubid = 2 AND pid = pg_backend_pid()").fetchone()
+    assert held == ([1, 3],)
+
+
+@pytest.mark.citus
+def test_tenant_locks_are_taken_on_the_tenants_worker(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    # what the row locks need (see test_row_locks_hold_across_the_two_paths)
+    tenant = str(uuid.uuid4())
+    owner = cc.execute("SELECT nodename || ':' || nodeport FROM citus_shards WHERE shardid = "
+                       "get_shard_id_for_distribution_column('optiqoflow.tombstones', %s::uuid)", (tenant,)).fetchone()
+    assert owner is not None
+    space = 4243
+    with cc.transaction():
+        cc.execute("SELECT optiqoflow._tenant_locks(%s, %s, ARRAY[5, 7])", (tenant, space))
+        held = {}
+        for node, dsn in node_dsns(cc, cluster).items():
+            with psycopg.connect(dsn, autocommit=True) as c:
+                row = c.execute("SELECT array_agg(objid ORDER BY objid) FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND classid = %s AND objsubid = 2", (space,)).fetchone()
+                held[node] = row[0] if row else None
+    assert held.pop(owner[0]) == [5, 7]
+    assert set(map(str, held.values())) == {"None"}
