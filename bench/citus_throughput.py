@@ -153,7 +153,7 @@ def server(dsn: str) -> str:
     with psycopg.connect(dsn, autocommit=True) as c:
         row = c.execute("SELECT current_setting('server_version')").fetchone()
         version = f"PostgreSQL {row[0] if row else '?'}"
-        if c.execute("SELECT FROM pg_extension WHERE extname = 'citus'").fetchone():
+        if c.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone():
             citus = c.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'citus'"
             ).fetchone()
