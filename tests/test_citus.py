@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -481,6 +482,12 @@ def test_tenant_xid_and_snapshot_are_the_tenants_workers_on_the_coordinator(cc: 
     assert int(snapshot.split(":")[1]) <= int(seen[1].split(":")[1])   # taken first, same counter
 
 
+def lock_waits(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        row = c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+    return int(row[0]) if row else 0
+
+
 NODE_LOCAL_LOCKS = ("the row-bucket advisory locks (_lock_rows; also the sync/ lock of full_sync_batch and "
                     "apply_webhook_batch's) are taken on the node that runs the function: a coordinator-path "
                     "delivery locks on the coordinator, a worker-path one on the worker, so they do not "
@@ -506,8 +513,11 @@ def test_row_locks_hold_across_the_two_paths(cluster: str, cc: psycopg.Connectio
 
         thread = threading.Thread(target=worker_path)
         thread.start()
-        thread.join(timeout=3)
-        waited = thread.is_alive()
+        waited = False   # blocked on an advisory lock on some node, not merely slow
+        deadline = time.monotonic() + 5
+        while thread.is_alive() and not waited and time.monotonic() < deadline:
+            time.sleep(0.1)
+            waited = any(lock_waits(dsn) for dsn in node_dsns(cc, cluster).values())
         holder.rollback()
     thread.join()
     assert done == ["worker"]
