@@ -406,13 +406,7 @@ def stored(c: psycopg.Connection[Any], tenant: str) -> set[str]:
     return {r for (r,) in c.execute("SELECT id::text FROM optiqoflow.work_orders WHERE tenant_id = %s", (tenant,))}
 
 
-XID_SPACES = ("full_sync_batch compares row xids (_of_xid) with the run's start snapshot, but a delivery on "
-              "the coordinator path stores the coordinator's xid / snapshot and one on the worker path the "
-              "worker's: two unrelated counters (see the README, Scale-out on Citus)")
-
-
 @pytest.mark.citus
-@pytest.mark.xfail(strict=True, reason=XID_SPACES)
 def test_full_sync_started_on_the_worker_keeps_a_row_written_through_the_coordinator(
         cluster: str, cc: psycopg.Connection[Any]) -> None:
     tenant = str(uuid.uuid4())
@@ -436,7 +430,6 @@ def test_full_sync_started_on_the_worker_keeps_a_row_written_through_the_coordin
 
 
 @pytest.mark.citus
-@pytest.mark.xfail(strict=True, reason=XID_SPACES)
 def test_full_sync_started_on_the_coordinator_removes_a_row_written_on_the_worker(
         cluster: str, cc: psycopg.Connection[Any]) -> None:
     tenant = str(uuid.uuid4())
@@ -488,14 +481,7 @@ def lock_waits(dsn: str) -> int:
     return int(row[0]) if row else 0
 
 
-NODE_LOCAL_LOCKS = ("the row-bucket advisory locks (_lock_rows; also the sync/ lock of full_sync_batch and "
-                    "apply_webhook_batch's) are taken on the node that runs the function: a coordinator-path "
-                    "delivery locks on the coordinator, a worker-path one on the worker, so they do not "
-                    "serialise each other (see the README, Scale-out on Citus)")
-
-
 @pytest.mark.citus
-@pytest.mark.xfail(strict=True, reason=NODE_LOCAL_LOCKS)
 def test_row_locks_hold_across_the_two_paths(cluster: str, cc: psycopg.Connection[Any]) -> None:
     tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
     base = {"tenant_id": tenant}

@@ -17,18 +17,20 @@ AS $$
 -- ddl/<table> (with the ALTER it guards), views/<tenant>. Buckets come before any DDL:
 -- a push holding ACCESS EXCLUSIVE from an ALTER must never wait for a bucket.
 BEGIN
+    -- taken through _tenant_locks: on a Citus coordinator on the node that holds the
+    -- tenant's rows, so a delivery on the coordinator path and one on the worker path
+    -- for the same key wait for each other; elsewhere plain advisory locks of this node
     IF jsonb_array_length(p_records) = 1 THEN
-        -- one record (every real-time change): the same lock, without a query
-        PERFORM pg_advisory_xact_lock(hashtext(p_tenant_id::text || '/' || p_table),
-                                      hashtext(((p_records -> 0 ->> 'id')::uuid)::text) & 63);
+        -- one record (every real-time change): its one bucket, without a query
+        PERFORM optiqoflow._tenant_locks(p_tenant_id, hashtext(p_tenant_id::text || '/' || p_table),
+                                         ARRAY[hashtext(((p_records -> 0 ->> 'id')::uuid)::text) & 63]);
     ELSIF p_records IS NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtext(p_tenant_id::text || '/' || p_table), b)
-           FROM generate_series(0, 63) b ORDER BY b;
+        PERFORM optiqoflow._tenant_locks(p_tenant_id, hashtext(p_tenant_id::text || '/' || p_table),
+                                         ARRAY(SELECT generate_series(0, 63)));
     ELSE
-        PERFORM pg_advisory_xact_lock(hashtext(p_tenant_id::text || '/' || p_table), b)
-           FROM (SELECT DISTINCT hashtext(((r.e ->> 'id')::uuid)::text) & 63 AS b
-                   FROM jsonb_array_elements(p_records) AS r(e)
-                  ORDER BY 1) buckets;
+        PERFORM optiqoflow._tenant_locks(p_tenant_id, hashtext(p_tenant_id::text || '/' || p_table),
+                                         ARRAY(SELECT DISTINCT hashtext(((r.e ->> 'id')::uuid)::text) & 63
+                                                 FROM jsonb_array_elements(p_records) AS r(e)));
     END IF;
 END
 $$;

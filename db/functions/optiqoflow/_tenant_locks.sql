@@ -13,7 +13,11 @@ DECLARE
 BEGIN
     IF to_regclass('pg_catalog.pg_dist_partition') IS NULL
        OR current_setting('optiqoflow.ddl_forbidden', true) = 'on' THEN
-        PERFORM optiqoflow._advisory_xact_locks(p_space, p_keys);
+        IF cardinality(p_keys) = 1 THEN
+            PERFORM pg_advisory_xact_lock(p_space, p_keys[1]);   -- a real-time change: one bucket
+        ELSE
+            PERFORM optiqoflow._advisory_xact_locks(p_space, p_keys);
+        END IF;
     ELSE
         SELECT optiqoflow._advisory_xact_locks(p_space, p_keys), count(*) INTO v_n, v_n
           FROM optiqoflow.tombstones t WHERE t.tenant_id = p_tenant_id;

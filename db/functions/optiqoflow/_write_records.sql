@@ -38,7 +38,7 @@ DECLARE
     v_group     jsonb;
     v_writer    text := optiqoflow._writer(p_table, p_columns);
     v_now       timestamptz := now();
-    v_xid       xid8 := pg_current_xact_id();
+    v_xid       xid8 := optiqoflow._tenant_xid(p_tenant_id);   -- Citus: the xid of the tenant's node
     v_written   bigint := 0;
     v_duplicate bigint := 0;
     v_stale     bigint := 0;

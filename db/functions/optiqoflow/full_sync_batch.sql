@@ -94,7 +94,7 @@ BEGIN
         UPDATE optiqoflow.sync_runs r SET state = 'abandoned', finished_at = now()
          WHERE r.tenant_id = p_tenant_id AND r.target_table = v_table AND r.state = 'running';
         INSERT INTO optiqoflow.sync_runs (tenant_id, target_table, sync_id, total, start_snapshot)
-        VALUES (p_tenant_id, v_table, p_sync_id, p_total, pg_current_snapshot())
+        VALUES (p_tenant_id, v_table, p_sync_id, p_total, optiqoflow._tenant_snapshot(p_tenant_id))   -- Citus: the tenant's node
         RETURNING * INTO v_run;
     ELSIF EXISTS (SELECT FROM optiqoflow.sync_run_batches b
                    WHERE b.tenant_id = p_tenant_id AND b.run_id = v_run.id AND b.batch_offset = v_offset) THEN
