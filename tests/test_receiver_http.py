@@ -455,9 +455,11 @@ async def test_large_bodies_are_checked_a_few_at_a_time(
 
     config = receiver_config(db_dsn, max_body_bytes=4 * 1024 * 1024, large_body_parses=2)
     async with serving(config) as ep:
-        # the table's writer exists before the large bodies' open transactions (the first
-        # delivery to a table generates it under a lock the others would wait for)
-        assert (await ep.post(zone_payload(str(uuid.uuid4()), name="warm-up"))).status == 200
+        # the table's column and writer exist before the large bodies' open transactions
+        # (a delivery that adds a column or generates a writer holds a lock the others
+        # would wait for until its check passes)
+        warm = zone_payload(str(uuid.uuid4()), name="warm-up", padding="x")
+        assert (await ep.post(warm)).status == 200
         monkeypatch.setattr(server, "_checked", slow_checked)
         tenant = str(uuid.uuid4())
         padding = "x" * (1024 * 1024 + 1)
@@ -475,7 +477,7 @@ async def test_large_bodies_are_checked_a_few_at_a_time(
         all_done = time.monotonic() - started
     assert most == 2
     assert all_done >= 0.2 * 3  # five parses, two at a time: three rounds
-    assert small_done < 0.4  # a small body is not queued behind the large ones
+    assert small_done < all_done - 0.2  # a small body is not queued behind the large ones
     assert [r.status for r in replies] == [200] * 6, [r.body for r in replies]
 
 
