@@ -8,7 +8,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- Take the row locks of a delivery: 64 advisory-lock buckets per tenant x target table,
--- a key's bucket being hashtext(id) & 63, taken in bucket order. p_records: the records
+-- a key's bucket being _row_lock_bucket(id), taken in bucket order. p_records: the records
 -- (validated: each has a UUID id) whose keys are written, or NULL for all 64 buckets
 -- (a FULL_SYNC batch that removes rows). An INSERT and a DELETE of one key then cannot
 -- interleave between reading the tombstone and writing the row.
@@ -22,14 +22,14 @@ BEGIN
     -- for the same key wait for each other; elsewhere plain advisory locks of this node
     IF jsonb_array_length(p_records) = 1 THEN
         -- one record (every real-time change): its one bucket, without a query
-        PERFORM optiqoflow._tenant_locks(p_tenant_id, hashtext(p_tenant_id::text || '/' || p_table),
-                                         ARRAY[hashtext(((p_records -> 0 ->> 'id')::uuid)::text) & 63]);
+        PERFORM optiqoflow._tenant_locks(p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
+                                         ARRAY[optiqoflow._row_lock_bucket((p_records -> 0 ->> 'id')::uuid)]);
     ELSIF p_records IS NULL THEN
-        PERFORM optiqoflow._tenant_locks(p_tenant_id, hashtext(p_tenant_id::text || '/' || p_table),
+        PERFORM optiqoflow._tenant_locks(p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
                                          ARRAY(SELECT generate_series(0, 63)));
     ELSE
-        PERFORM optiqoflow._tenant_locks(p_tenant_id, hashtext(p_tenant_id::text || '/' || p_table),
-                                         ARRAY(SELECT DISTINCT hashtext(((r.e ->> 'id')::uuid)::text) & 63
+        PERFORM optiqoflow._tenant_locks(p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
+                                         ARRAY(SELECT DISTINCT optiqoflow._row_lock_bucket((r.e ->> 'id')::uuid)
                                                  FROM jsonb_array_elements(p_records) AS r(e)));
     END IF;
 END

@@ -24,9 +24,7 @@ AS $$
 -- Parameters and outputs are named _of_*: no column can have such a name, so none can
 -- shadow them. Returns the writer's name (schema optiqoflow_gen).
 DECLARE
-    -- the hash covers the columns and the generator's version (the "w3:" prefix), so a
-    -- database upgraded to a new generator makes new writers instead of reusing old ones
-    v_name     text := p_table || '_' || left(md5('w3:' || array_to_string(p_columns, ',')), 12);
+    v_name     text := optiqoflow._writer_name(p_table, p_columns);   -- columns + generator version
     v_data     text[];
     v_previous text;
 BEGIN

@@ -45,7 +45,6 @@ BEGIN
         RETURN optiqoflow.apply_webhook_batch(p_payload, p_delivery_id);   -- our batch envelope
     END IF;
     v_log_id := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
-    PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);
 
     BEGIN
         IF p_payload IS NULL OR jsonb_typeof(p_payload) <> 'object' THEN
@@ -63,7 +62,10 @@ BEGIN
                 USING ERRCODE = 'OF004', HINT = 'table is the Optiqo source table name, e.g. "adhoc_work_orders".';
         END IF;
         v_source := p_payload ->> 'table';
-        v_target := (optiqoflow._target_table(v_source)).target_table;
+        SELECT m.target_table INTO v_target FROM optiqoflow.table_mappings m WHERE m.source_table = v_source;
+        IF NOT FOUND THEN
+            v_target := (optiqoflow._target_table(v_source)).target_table;   -- a target name, or OF001
+        END IF;
 
         v_tenant := coalesce(optiqoflow._tenant_uuid(p_payload -> 'tenant_id', 'the envelope'),
                              optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record'),
@@ -134,6 +136,7 @@ BEGIN
                 RAISE EXCEPTION 'DELETE without an old_record'
                     USING ERRCODE = 'OF004', HINT = 'DELETE carries "old_record": {"id": ...} (at least the id).';
             END IF;
+            PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);   -- the tombstone's log row
             v_result := optiqoflow.delete_record(v_tenant, v_source, p_payload -> 'old_record', v_occurred);
             v_version := coalesce(CASE WHEN jsonb_typeof(p_payload -> 'old_record' -> 'updated_at') = 'string'
                                        THEN (p_payload -> 'old_record' ->> 'updated_at')::timestamptz END, v_occurred);
@@ -148,6 +151,7 @@ BEGIN
                 RAISE EXCEPTION 'FULL_SYNC offset and total must be numbers, sync_id a string'
                     USING ERRCODE = 'OF010', HINT = 'e.g. "offset": 5000, "total": 12000, "sync_id": "run-42".';
             END IF;
+            PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);   -- the run's log row
             v_result := optiqoflow.full_sync_batch(
                 v_tenant, v_source, p_payload -> 'records',
                 (p_payload ->> 'offset')::bigint, (p_payload ->> 'total')::bigint,
@@ -176,9 +180,11 @@ BEGIN
     IF v_status = 'applied' THEN
         INSERT INTO tenants.tenant_data_push_log (tenant_id, tables, operation, rows, webhook_log_id)
         VALUES (v_tenant, ARRAY[v_target], v_type, v_rows, v_log_id);
-        IF v_rows > 0 THEN
+        IF v_rows > 0 AND EXISTS (SELECT FROM public.chart_table_dependencies d WHERE d.table_name = v_target) THEN
             v_inval := public.invalidate_chart_cache_for_tables(v_tenant, ARRAY[v_target]);
             v_result := v_result || jsonb_build_object('charts_invalidated', v_inval -> 'charts');
+        ELSIF v_rows > 0 THEN
+            v_result := v_result || '{"charts_invalidated": []}'::jsonb;   -- no chart reads the table
         END IF;
     END IF;
 

@@ -36,8 +36,8 @@ BEGIN
     -- Every row lock of the envelope first, in the one global order (_lock_rows): two
     -- envelopes touching the same keys in different orders would otherwise deadlock.
     PERFORM pg_advisory_xact_lock(l.space, l.bucket)
-       FROM (SELECT DISTINCT hashtext(k.tenant::text || '/' || k.target) AS space,
-                             hashtext(k.id::text) & 63 AS bucket
+       FROM (SELECT DISTINCT optiqoflow._row_lock_space(k.tenant, k.target) AS space,
+                             optiqoflow._row_lock_bucket(k.id) AS bucket
                FROM (SELECT CASE WHEN x.tenant ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' THEN x.tenant::uuid END AS tenant,
                             CASE WHEN x.id ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' THEN x.id::uuid END AS id,
                             coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.tbl),
