@@ -67,17 +67,26 @@ BEGIN
             v_target := (optiqoflow._target_table(v_source)).target_table;   -- a target name, or OF001
         END IF;
 
-        v_tenant := coalesce(optiqoflow._tenant_uuid(p_payload -> 'tenant_id', 'the envelope'),
-                             optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record'),
-                             optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record'),
-                             optiqoflow._tenant_uuid(p_payload -> 'records' -> 0 -> 'tenant_id', 'records'));
+        IF jsonb_typeof(p_payload -> 'tenant_id') = 'string' AND optiqoflow._is_uuid_text(p_payload ->> 'tenant_id') THEN
+            v_tenant := (p_payload ->> 'tenant_id')::uuid;   -- the common case, without a call
+        ELSE
+            v_tenant := coalesce(optiqoflow._tenant_uuid(p_payload -> 'tenant_id', 'the envelope'),
+                                 optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record'),
+                                 optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record'),
+                                 optiqoflow._tenant_uuid(p_payload -> 'records' -> 0 -> 'tenant_id', 'records'));
+        END IF;
         IF v_tenant IS NULL THEN
             RAISE EXCEPTION 'the payload names no tenant'
                 USING ERRCODE = 'OF002', HINT = 'Send tenant_id in the envelope (or in record / old_record).';
         END IF;
-        -- record and old_record are checked here, records by _analyse_records
-        IF optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record') <> v_tenant
-           OR optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record') <> v_tenant THEN
+        -- record and old_record are checked here, records by _analyse_records; a tenant id
+        -- spelled exactly as v_tenant's text (the usual case) needs no parsing
+        IF ((p_payload -> 'record' -> 'tenant_id') IS NOT NULL
+            AND (p_payload -> 'record' ->> 'tenant_id') IS DISTINCT FROM v_tenant::text
+            AND optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record') <> v_tenant)
+           OR ((p_payload -> 'old_record' -> 'tenant_id') IS NOT NULL
+            AND (p_payload -> 'old_record' ->> 'tenant_id') IS DISTINCT FROM v_tenant::text
+            AND optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record') <> v_tenant) THEN
             RAISE EXCEPTION 'record or old_record belongs to another tenant than the payload'
                 USING ERRCODE = 'OF003',
                       DETAIL = format('The payload is for tenant %s.', v_tenant),
