@@ -43,7 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.adapt import AdaptersMap, Buffer, Dumper
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import TextLoader
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from receiver import citus
 from receiver.config import ENVIRONMENT, Config, ConfigError
@@ -129,6 +129,35 @@ class Freshness:
         self.lost_at = time.monotonic()
 
 
+class Gate:
+    """Where deliveries queue for a connection: at most the pool's size hold or wait for
+    one at a time, the rest wait here. psycopg_pool's own queue costs each waiting
+    request a task and a timer (asyncio.wait_for); with more deliveries in flight than
+    connections that was 30-60 µs of the receiver's CPU per delivery (BENCHMARKS.md). A
+    wait longer than the pool timeout raises PoolTimeout, as the pool's would: 503."""
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self._free = asyncio.Semaphore(size)
+        self._timeout = timeout
+        self.waiting = 0  # deliveries waiting here (metrics: requests_waiting)
+
+    async def acquire(self) -> None:
+        if not self._free.locked():
+            await self._free.acquire()  # a connection is free: no wait, no timer
+            return
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._free.acquire()
+        except TimeoutError:
+            raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
+        finally:
+            self.waiting -= 1
+
+    def release(self) -> None:
+        self._free.release()
+
+
 class _JsonBody:
     """A body that passed the strict JSON check (valid UTF-8): sent to PostgreSQL as
     the jsonb text it is, without a decode to str, an encode back, or a copy."""
@@ -161,6 +190,7 @@ class Receiver:
     metrics: Metrics
     large_parses: asyncio.Semaphore
     freshness: Freshness
+    gate: Gate
     expected_revision: str | None = None
     delegation_logged: bool | None = None  # the last delegation state logged
 
@@ -205,6 +235,7 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
         metrics=Metrics(),
         large_parses=asyncio.Semaphore(config.large_body_parses),
         freshness=Freshness(),
+        gate=Gate(config.pool_max, config.pool_timeout),
         expected_revision=expected_revision,
     )
     app.cleanup_ctx.append(_pool_context)
@@ -245,12 +276,19 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
     )
     await pool.open(wait=False)  # an unreachable database is 503 and /readyz, not a crash
     app[POOL] = pool
-    rcv.metrics.watch_pool(pool.get_stats)
+    rcv.metrics.watch_pool(lambda: _pool_stats(pool, rcv.gate))
     try:
         yield
     finally:
         rcv.metrics.watch_pool(None)
         await pool.close()
+
+
+def _pool_stats(pool: AsyncConnectionPool[Connection], gate: Gate) -> dict[str, int]:
+    """The pool's statistics, deliveries waiting at the gate counted as waiting."""
+    stats = pool.get_stats()
+    stats["requests_waiting"] = stats.get("requests_waiting", 0) + gate.waiting
+    return stats
 
 
 def _delegation_check(rcv: Receiver, mode: str) -> Callable[[Connection], Awaitable[None]]:
@@ -468,7 +506,7 @@ async def _apply(
         return (row[0] if row else None), ("coordinator" if conn.delegated else "direct")
 
     try:
-        text, path = await _call(request.app[POOL], rcv.freshness, apply)
+        text, path = await _call(request.app[POOL], rcv, apply)
     except psycopg.Error as e:
         await check  # a body the check refuses is answered as such, whatever the database said
         if e.sqlstate in UNSTORABLE_STATES:
@@ -510,10 +548,11 @@ async def _record_unusable(
     delivery_id: str | None,
     unusable: Unusable,
 ) -> Outcome:
-    pool, freshness = request.app[POOL], request.app[RECEIVER].freshness
     try:
         log_id = await _call(
-            pool, freshness, _one_value(UNUSABLE_SQL, (body, delivery_id, unusable.reason))
+            request.app[POOL],
+            request.app[RECEIVER],
+            _one_value(UNUSABLE_SQL, (body, delivery_id, unusable.reason)),
         )
     except psycopg.Error as e:
         return _database_fault(e)
@@ -533,25 +572,29 @@ def _one_value(query: str, params: tuple[Any, ...]) -> Callable[[Connection], Aw
 
 async def _call(
     pool: AsyncConnectionPool[Connection],
-    freshness: Freshness,
+    rcv: Receiver,
     work: Callable[[Connection], Awaitable[T]],
 ) -> T:
     """Run `work` (autocommit statements, each committed when it returns) on a pooled
-    connection; its value.
+    connection, taken through the gate; its value.
 
     A serialization failure or deadlock rolled the statement back: retried a few times
     after a short jittered pause, without holding a connection meanwhile."""
     attempt = 0
     while True:
         try:
-            async with pool.connection() as conn:
-                try:
-                    value = await work(conn)
-                except psycopg.Error:
-                    if conn.broken:  # the server went away: doubt the idle ones too
-                        freshness.broken()
-                    raise
-                conn.answered_at = time.monotonic()
+            await rcv.gate.acquire()
+            try:
+                async with pool.connection() as conn:
+                    try:
+                        value = await work(conn)
+                    except psycopg.Error:
+                        if conn.broken:  # the server went away: doubt the idle ones too
+                            rcv.freshness.broken()
+                        raise
+                    conn.answered_at = time.monotonic()
+            finally:
+                rcv.gate.release()
             return value
         except psycopg.Error as e:
             if e.sqlstate not in RETRY_STATES or attempt >= RETRIES:

@@ -97,6 +97,42 @@ async def test_restart_with_warm_connections_costs_one_503_then_recovers(
         assert time.monotonic() - started < 10
 
 
+async def test_a_full_pool_queues_deliveries_at_the_gate_then_503(db_dsn: str) -> None:
+    """With every connection busy, a delivery waits at the receiver's gate (counted in
+    optiqoflow_db_requests_waiting) and gets 503 with Retry-After once the pool timeout
+    has passed; the busy one still commits when it can."""
+    config = receiver_config(db_dsn, pool_min=1, pool_max=1, pool_timeout=1.0)
+    async with serving(config) as ep:
+        tenant, key = str(uuid.uuid4()), str(uuid.uuid4())
+        assert (await ep.post(zone_payload(tenant))).status == 200  # views exist
+        with psycopg.connect(db_dsn) as holder:  # holds the row bucket of `key`
+            holder.execute(
+                "SELECT pg_advisory_xact_lock(optiqoflow._row_lock_space(%s, 'zones'),"
+                " optiqoflow._row_lock_bucket(%s))",
+                (tenant, key),
+            )
+            busy = asyncio.ensure_future(ep.post(zone_payload(tenant, id=key, name="busy")))
+            with psycopg.connect(db_dsn, autocommit=True) as watch:
+                deadline = time.monotonic() + 10
+                while watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                    " AND application_name = 'optiqoflow-receiver'"
+                ).fetchone() != (1,):
+                    assert time.monotonic() < deadline, "the first delivery never waited"
+                    await asyncio.sleep(0.05)
+            started = time.monotonic()
+            queued = asyncio.ensure_future(ep.post(zone_payload(tenant, name="queued")))
+            await asyncio.sleep(0.3)
+            metrics = await ep.session.get(ep.url("/metrics"))
+            assert "optiqoflow_db_requests_waiting 1.0" in await metrics.text()
+            refused = await queued
+            assert (refused.status, refused.headers["Retry-After"]) == (503, "7")
+            assert 0.9 < time.monotonic() - started < 5
+            holder.rollback()  # the lock goes: the busy delivery commits
+        done = await busy
+        assert (done.status, done.body["status"]) == (200, "applied")
+
+
 async def test_terminated_backends_are_503_once_then_replaced(db_dsn: str) -> None:
     config = receiver_config(db_dsn, pool_min=2, pool_max=2, pool_timeout=8.0)
     async with serving(config) as ep:
