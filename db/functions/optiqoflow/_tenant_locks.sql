@@ -11,8 +11,7 @@ AS $$
 DECLARE
     v_n bigint;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL
-       OR current_setting('optiqoflow.ddl_forbidden', true) = 'on' THEN
+    IF optiqoflow._rows_are_here() THEN
         IF cardinality(p_keys) = 1 THEN
             PERFORM pg_advisory_xact_lock(p_space, p_keys[1]);   -- a real-time change: one bucket
         ELSE

@@ -9,8 +9,7 @@ DECLARE
     v_snapshot pg_snapshot;
     v_rows     bigint;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL
-       OR current_setting('optiqoflow.ddl_forbidden', true) = 'on' THEN
+    IF optiqoflow._rows_are_here() THEN
         RETURN pg_current_snapshot();
     END IF;
     SELECT pg_current_snapshot(), count(*) INTO v_snapshot, v_rows

@@ -15,8 +15,7 @@ DECLARE
     v_xid  xid8;
     v_rows bigint;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL
-       OR current_setting('optiqoflow.ddl_forbidden', true) = 'on' THEN
+    IF optiqoflow._rows_are_here() THEN
         RETURN pg_current_xact_id();
     END IF;
     SELECT pg_current_xact_id(), count(*) INTO v_xid, v_rows

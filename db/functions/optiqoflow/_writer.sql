@@ -110,11 +110,7 @@ BEGIN
         ), w AS (
             INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run)
             SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run FROM src c
-            ON CONFLICT (tenant_id, id) DO UPDATE
-               SET %5$s, _of_written_at = EXCLUDED._of_written_at,
-                   _of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run
-             WHERE t.updated_at < EXCLUDED.updated_at
-            RETURNING t.id
+            %5$s
         ), cls AS (
             SELECT s.id, CASE WHEN s.updated_at = t.updated_at THEN 'd' ELSE 's' END AS _of_action
               FROM src s
@@ -150,11 +146,7 @@ BEGIN
     ), w AS (
         INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run)
         SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run FROM cls c WHERE c._of_action = 'w'
-        ON CONFLICT (tenant_id, id) DO UPDATE
-           SET %5$s, _of_written_at = EXCLUDED._of_written_at,
-               _of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run
-         WHERE t.updated_at < EXCLUDED.updated_at
-        RETURNING t.id
+        %5$s
     ), cleared AS (
         DELETE FROM optiqoflow.tombstones x USING w
          WHERE x.tenant_id = _of_a_tenant AND x.target_table = _of_a_table AND x.id = w.id
@@ -178,8 +170,12 @@ $gen$,
             p_table,
             (SELECT string_agg(format('%I', c), ', ') FROM unnest(v_data) c),
             (SELECT string_agg(format('c.%I', c), ', ') FROM unnest(v_data) c),
-            (SELECT string_agg(format('%1$I = CASE WHEN %2$L = ANY (_of_a_present) THEN EXCLUDED.%1$I ELSE t.%1$I END', c, c), ', ')
-               FROM unnest(v_data) c),
+            -- the upsert's conflict clause, shared by both batch statements
+            format('ON CONFLICT (tenant_id, id) DO UPDATE SET %s, _of_written_at = EXCLUDED._of_written_at, '
+                   '_of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run '
+                   'WHERE t.updated_at < EXCLUDED.updated_at RETURNING t.id',
+                   (SELECT string_agg(format('%1$I = CASE WHEN %2$L = ANY (_of_a_present) THEN EXCLUDED.%1$I ELSE t.%1$I END', c, c), ', ')
+                      FROM unnest(v_data) c)),
             (SELECT string_agg(format('%1$I = CASE WHEN %2$L = ANY (_of_a_present) THEN _of_r.%1$I ELSE t.%1$I END', c, c), ', ')
                FROM unnest(v_data) c),
             (SELECT string_agg(format('_of_r.%I', c), ', ') FROM unnest(v_data) c));

@@ -58,10 +58,10 @@ BEGIN
        AND array_to_string(v_keys, ' ') !~ '(^| )_of_'
     THEN
         -- what _lock_rows and _write_records do for one record, without their layers:
-        -- its row bucket, this node's xid (on Citus both come from the tenant's node),
-        -- then the table's generated writer
+        -- its row bucket and this node's xid (on a Citus coordinator both come from the
+        -- tenant's node, through those functions), then the table's generated writer
         v_id := (p_record ->> 'id')::uuid;
-        IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        IF optiqoflow._rows_are_here() THEN
             PERFORM pg_advisory_xact_lock(optiqoflow._row_lock_space(p_tenant_id, v_mapping.target_table),
                                           optiqoflow._row_lock_bucket(v_id));
             v_xid := pg_current_xact_id();
