@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import resource
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -38,9 +40,7 @@ WAYS = ("pool queue", "gate + pool")
 
 
 def _bodies(n: int, seed: int) -> list[str]:
-    import random
-    from datetime import timedelta
-
+    """n payload bodies: real-time INSERTs of new sensor readings, 16 tenants."""
     rng = random.Random(seed)
     tenants = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(TENANTS)]
     out = []
@@ -76,12 +76,15 @@ async def _run(pool: AsyncConnectionPool[Any], query: str, bodies: list[str],
     return len(bodies) / (t1 - t0), cpu / len(bodies) * 1e6
 
 
-async def _measure(dsn: str, quick: bool, reps: int) -> dict[tuple[str, str], list[tuple[float, float]]]:
+Samples = dict[tuple[str, str], list[tuple[float, float]]]  # (statement, way) -> (rate, cpu)
+
+
+async def _measure(dsn: str, quick: bool, reps: int) -> Samples:
     n = 1_000 if quick else 3_000
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         dsn, min_size=POOL_MAX, max_size=POOL_MAX, kwargs={"autocommit": True}, open=False)
     await pool.open(wait=True)
-    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    samples: Samples = {}
     try:
         await _run(pool, STATEMENTS["apply_webhook"], _bodies(200, 0), None)  # views, plans
         for rep in range(reps):
