@@ -54,10 +54,7 @@ BEGIN
     ELSE
         -- the payload's tenant as apply_webhook finds it; an unreadable one counts as none
         BEGIN
-            v_tenant := coalesce(optiqoflow._tenant_uuid(p_payload -> 'tenant_id', 'the envelope'),
-                                 optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record'),
-                                 optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record'),
-                                 optiqoflow._tenant_uuid(p_payload -> 'records' -> 0 -> 'tenant_id', 'records'));
+            v_tenant := optiqoflow._payload_tenant(p_payload);
         EXCEPTION WHEN SQLSTATE 'OF002' OR invalid_parameter_value THEN
             v_tenant := NULL;
         END;

@@ -67,14 +67,7 @@ BEGIN
             v_target := (optiqoflow._target_table(v_source)).target_table;   -- a target name, or OF001
         END IF;
 
-        IF jsonb_typeof(p_payload -> 'tenant_id') = 'string' AND optiqoflow._is_uuid_text(p_payload ->> 'tenant_id') THEN
-            v_tenant := (p_payload ->> 'tenant_id')::uuid;   -- the common case, without a call
-        ELSE
-            v_tenant := coalesce(optiqoflow._tenant_uuid(p_payload -> 'tenant_id', 'the envelope'),
-                                 optiqoflow._tenant_uuid(p_payload -> 'record' -> 'tenant_id', 'record'),
-                                 optiqoflow._tenant_uuid(p_payload -> 'old_record' -> 'tenant_id', 'old_record'),
-                                 optiqoflow._tenant_uuid(p_payload -> 'records' -> 0 -> 'tenant_id', 'records'));
-        END IF;
+        v_tenant := optiqoflow._payload_tenant(p_payload);
         IF v_tenant IS NULL THEN
             RAISE EXCEPTION 'the payload names no tenant'
                 USING ERRCODE = 'OF002', HINT = 'Send tenant_id in the envelope (or in record / old_record).';
