@@ -124,16 +124,8 @@ BEGIN
                                   CASE WHEN v_completes OR v_wipes THEN NULL ELSE p_records END);
 
     -- evolve before anything touches the table (PITFALLS 11)
-    v_columns := optiqoflow._columns(v_table);
-    IF v_columns IS NOT NULL AND to_jsonb(v_columns) @> (v_info -> 'keys') THEN
-        v_evolved := '{"added": [], "ignored": []}';   -- every key is a column: nothing to evolve
-    ELSE
-        PERFORM optiqoflow._ensure_target_table(v_table);
-        v_evolved := optiqoflow._evolve_columns(v_mapping, optiqoflow._key_types(p_records,
-                         ARRAY(SELECT k FROM jsonb_array_elements_text(v_info -> 'keys') k
-                                WHERE k <> ALL (coalesce(v_columns, '{}')))));
-        v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
-    END IF;
+    v_evolved := optiqoflow._push_columns(v_mapping, p_records, v_info -> 'keys');
+    v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
 
     v_removed := NULL;
     IF v_wipes THEN

@@ -98,16 +98,8 @@ BEGIN
 
     v_info := optiqoflow._analyse_records(p_tenant_id, v_records, p_occurred_at);
     PERFORM optiqoflow._lock_rows(p_tenant_id, v_mapping.target_table, v_records);
-    v_columns := optiqoflow._columns(v_mapping.target_table);   -- again: after the lock
-    IF v_columns IS NOT NULL AND to_jsonb(v_columns) @> (v_info -> 'keys') THEN
-        v_evolved := '{"added": [], "ignored": []}';   -- every key is a column: nothing to evolve
-    ELSE
-        PERFORM optiqoflow._ensure_target_table(v_mapping.target_table);
-        v_evolved := optiqoflow._evolve_columns(v_mapping, optiqoflow._key_types(v_records,
-                         ARRAY(SELECT k FROM jsonb_array_elements_text(v_info -> 'keys') k
-                                WHERE k <> ALL (coalesce(v_columns, '{}')))));
-        v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
-    END IF;
+    v_evolved := optiqoflow._push_columns(v_mapping, v_records, v_info -> 'keys');   -- after the lock
+    v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
     v_result := optiqoflow._write_records(p_tenant_id, v_mapping.target_table, v_records,
                                           p_occurred_at, v_columns, NULL, v_info);
     IF (v_result ->> 'written')::bigint > 0 THEN

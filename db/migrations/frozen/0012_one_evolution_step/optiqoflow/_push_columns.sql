@@ -1,0 +1,33 @@
+CREATE OR REPLACE FUNCTION optiqoflow._push_columns(
+    p_mapping optiqoflow.table_mappings,
+    p_records jsonb,
+    p_keys    jsonb
+)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- The columns a push writes, after what evolution makes of its keys, before anything
+-- touches the table (PITFALLS 11). p_records are the push's records, p_keys is the
+-- sorted array "keys" of _analyse_records. When every key is already a column, this
+-- reads the columns and runs no DDL, the steady case. Otherwise it creates the target
+-- table if needed and hands _evolve_columns the JSON types of the keys the table lacks
+-- (_key_types), under the mapping's policy. The caller holds the push's row-bucket
+-- locks (_lock_rows). Returns {"columns": [every column, in attnum order],
+-- "added": [...], "ignored": [...]}.
+DECLARE
+    v_columns text[] := optiqoflow._columns(p_mapping.target_table);
+BEGIN
+    IF v_columns IS NOT NULL AND to_jsonb(v_columns) @> p_keys THEN
+        RETURN jsonb_build_object('columns', to_jsonb(v_columns), 'added', '[]'::jsonb, 'ignored', '[]'::jsonb);
+    END IF;
+    PERFORM optiqoflow._ensure_target_table(p_mapping.target_table);
+    RETURN optiqoflow._evolve_columns(p_mapping, optiqoflow._key_types(p_records,
+               ARRAY(SELECT k FROM jsonb_array_elements_text(p_keys) k
+                      WHERE k <> ALL (coalesce(v_columns, '{}')))));
+END
+$$;
+
+COMMENT ON FUNCTION optiqoflow._push_columns(optiqoflow.table_mappings, jsonb, jsonb) IS
+    'Internal: the columns a push writes, after schema evolution of its keys (no DDL when every key is a column already): {"columns", "added", "ignored"}.';
+REVOKE ALL ON FUNCTION optiqoflow._push_columns(optiqoflow.table_mappings, jsonb, jsonb) FROM PUBLIC;
