@@ -20,18 +20,14 @@ BEGIN
     -- taken through _tenant_locks: on a Citus coordinator on the node that holds the
     -- tenant's rows, so a delivery on the coordinator path and one on the worker path
     -- for the same key wait for each other; elsewhere plain advisory locks of this node
-    IF jsonb_array_length(p_records) = 1 THEN
-        -- one record (every real-time change): its one bucket, without a query
-        PERFORM optiqoflow._tenant_locks(p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
-                                         ARRAY[optiqoflow._row_lock_bucket((p_records -> 0 ->> 'id')::uuid)]);
-    ELSIF p_records IS NULL THEN
-        PERFORM optiqoflow._tenant_locks(p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
-                                         ARRAY(SELECT generate_series(0, 63)));
-    ELSE
-        PERFORM optiqoflow._tenant_locks(p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
-                                         ARRAY(SELECT DISTINCT optiqoflow._row_lock_bucket((r.e ->> 'id')::uuid)
-                                                 FROM jsonb_array_elements(p_records) AS r(e)));
-    END IF;
+    PERFORM optiqoflow._tenant_locks(
+        p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
+        CASE WHEN p_records IS NULL THEN ARRAY(SELECT generate_series(0, 63))
+             -- one record (every real-time change): its one bucket, without a query
+             WHEN jsonb_array_length(p_records) = 1
+                 THEN ARRAY[optiqoflow._row_lock_bucket((p_records -> 0 ->> 'id')::uuid)]
+             ELSE ARRAY(SELECT DISTINCT optiqoflow._row_lock_bucket((r.e ->> 'id')::uuid)
+                          FROM jsonb_array_elements(p_records) AS r(e)) END);
 END
 $$;
 
