@@ -120,21 +120,3 @@ def apply_delivery(
     assert row is not None
     return row[0], "coordinator"
 
-
-async def apply_delivery_async(
-    conn: psycopg.AsyncConnection[Any], body: str, payload: Any, delivery_id: str | None
-) -> tuple[dict[str, Any], str]:
-    """`apply_delivery` for the receiver's async pool (autocommit connections)."""
-    cur = psycopg.AsyncRawCursor(conn)
-    tenant = payload_tenant(payload)
-    if tenant is not None:
-        await cur.execute(APPLY_TENANT_SQL, (tenant, body, delivery_id))
-        row = await cur.fetchone()
-        assert row is not None
-        answer: dict[str, Any] = row[0]
-        if not is_coordinator_required(answer):
-            return answer, "worker"
-    await cur.execute(APPLY_SQL, (body, delivery_id))
-    row = await cur.fetchone()
-    assert row is not None
-    return row[0], "coordinator"

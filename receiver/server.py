@@ -55,10 +55,10 @@ WEBHOOK_PATH = "/api/optiqo-webhook"
 
 # the answer as text: passed on to the sender unchanged, parsed once for the log line
 APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)::text"
-# Citus: the same delivery on the worker that owns tenant $1 (receiver.citus). Citus
-# delegates only a bare call (no cast around it): its jsonb answer is read as text by
-# the loader registered in ADAPTERS.
-APPLY_TENANT_SQL = "SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, $3)"
+# Citus: the same delivery on the worker that owns tenant $1 (citus.APPLY_TENANT_SQL).
+# Citus delegates only a bare call (no cast around it): its jsonb answer is read as text
+# by the loader registered in ADAPTERS.
+APPLY_TENANT_SQL = citus.APPLY_TENANT_SQL
 UNUSABLE_SQL = "SELECT optiqoflow.record_unusable_delivery($1::bytea, $2, $3)"
 READY_SQL = "SELECT version_num FROM public.alembic_version"
 
@@ -493,17 +493,15 @@ async def _apply(
             # still being checked: the one call inside a transaction that commits only
             # when the check passed; an Unusable raised here rolls it back
             async with conn.transaction():
-                cursor = await conn.execute(APPLY_SQL, (jsonb, delivery_id))
-                row = await cursor.fetchone()
+                text = await _first_value(conn, APPLY_SQL, (jsonb, delivery_id))
                 await check
-            return (row[0] if row else None), "direct"
+            return text, "direct"
         _, tenant = await check
         if conn.delegated and tenant is not None:
             return await _apply_delegated(conn, tenant, jsonb, delivery_id)
         # the one call (CONTRACT section 1); on Citus also a payload without a tenant
-        cursor = await conn.execute(APPLY_SQL, (jsonb, delivery_id))
-        row = await cursor.fetchone()
-        return (row[0] if row else None), ("coordinator" if conn.delegated else "direct")
+        text = await _first_value(conn, APPLY_SQL, (jsonb, delivery_id))
+        return text, ("coordinator" if conn.delegated else "direct")
 
     try:
         text, path = await _call(request.app[POOL], rcv, apply)
@@ -532,14 +530,10 @@ async def _apply_delegated(
     trip (autocommit: Citus delegates only a call made outside a transaction block);
     when it answers coordinator_required (it wrote nothing), apply_webhook on the
     coordinator. Returns (the answer as text, "worker" | "coordinator")."""
-    cursor = await conn.execute(APPLY_TENANT_SQL, (tenant, jsonb, delivery_id))
-    row = await cursor.fetchone()
-    text = row[0] if row else None
+    text = await _first_value(conn, APPLY_TENANT_SQL, (tenant, jsonb, delivery_id))
     if not citus.is_coordinator_required(text):
         return text, "worker"
-    cursor = await conn.execute(APPLY_SQL, (jsonb, delivery_id))
-    row = await cursor.fetchone()
-    return (row[0] if row else None), "coordinator"
+    return await _first_value(conn, APPLY_SQL, (jsonb, delivery_id)), "coordinator"
 
 
 async def _record_unusable(
@@ -559,13 +553,18 @@ async def _record_unusable(
     return Outcome(unusable.status, {"error": unusable.reason, "log_id": log_id}, "unusable")
 
 
+async def _first_value(conn: Connection, query: str, params: tuple[Any, ...]) -> Any:
+    """One statement on `conn`: the first value of its first row (None without a row)."""
+    cursor = await conn.execute(query, params)
+    row = await cursor.fetchone()
+    return row[0] if row else None
+
+
 def _one_value(query: str, params: tuple[Any, ...]) -> Callable[[Connection], Awaitable[Any]]:
-    """A single-statement call: its first value."""
+    """A single-statement call for _call: its first value."""
 
     async def run(conn: Connection) -> Any:
-        cursor = await conn.execute(query, params)
-        row = await cursor.fetchone()
-        return row[0] if row else None
+        return await _first_value(conn, query, params)
 
     return run
 
