@@ -63,7 +63,7 @@ BEGIN
             v_unversioned := CASE WHEN jsonb_typeof(v_record -> 'updated_at') IS DISTINCT FROM 'string' THEN 1 ELSE 0 END;
             v_no_version := CASE WHEN p_occurred_at IS NULL AND v_unversioned = 1 THEN 1 END;
             v_bad_version := CASE WHEN v_unversioned = 0
-                                   AND (v_record ->> 'updated_at') !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)' THEN 1 END;
+                                   AND NOT optiqoflow._is_iso_timestamp_text(v_record ->> 'updated_at') THEN 1 END;
             v_other := CASE WHEN jsonb_typeof(v_record -> 'tenant_id') IN ('string', 'number', 'boolean', 'object', 'array')
                              AND (v_record ->> 'tenant_id') IS DISTINCT FROM p_tenant_id::text
                              AND optiqoflow._tenant_uuid(v_record -> 'tenant_id', 'record') IS DISTINCT FROM p_tenant_id
@@ -109,7 +109,7 @@ BEGIN
                                     WHEN v_by_cast THEN (e ->> 'id')::uuid IS NOT NULL
                                     ELSE optiqoflow._is_uuid_text(e ->> 'id') END AS id_ok,
                                jsonb_typeof(e -> 'updated_at') AS v_type,
-                               (e ->> 'updated_at') ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)' AS v_ok,
+                               optiqoflow._is_iso_timestamp_text(e ->> 'updated_at') AS v_ok,
                                CASE WHEN jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'tenant_id') IN ('null')
                                          OR NOT e ? 'tenant_id'
                                          OR (e ->> 'tenant_id') = p_tenant_id::text THEN false

@@ -89,7 +89,7 @@ BEGIN
         IF jsonb_typeof(p_payload -> 'occurred_at') = 'string' THEN
             -- ISO 8601 only (no 'now', 'epoch' or 'infinity'); a well-formed but impossible
             -- date (month 13) is refused with PostgreSQL's own 22008 by the cast
-            IF p_payload ->> 'occurred_at' !~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)' THEN
+            IF NOT optiqoflow._is_iso_timestamp_text(p_payload ->> 'occurred_at') THEN
                 RAISE EXCEPTION 'occurred_at is not an ISO 8601 timestamp: %', left(p_payload ->> 'occurred_at', 60)
                     USING ERRCODE = 'OF006', HINT = 'occurred_at is ISO 8601, e.g. "2026-11-26T10:00:00Z".';
             END IF;

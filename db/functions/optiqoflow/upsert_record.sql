@@ -52,7 +52,7 @@ BEGIN
     IF v_columns IS NOT NULL
        AND jsonb_typeof(p_record -> 'id') = 'string' AND optiqoflow._is_uuid_text(p_record ->> 'id')
        AND jsonb_typeof(p_record -> 'updated_at') = 'string'
-       AND (p_record ->> 'updated_at') ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}|$)'
+       AND optiqoflow._is_iso_timestamp_text(p_record ->> 'updated_at')
        AND (NOT p_record ? 'tenant_id' OR (p_record ->> 'tenant_id') = p_tenant_id::text)
        AND p_record - v_columns = '{}'::jsonb
        AND array_to_string(v_keys, ' ') !~ '(^| )_of_'
