@@ -38,8 +38,8 @@ BEGIN
     PERFORM pg_advisory_xact_lock(l.space, l.bucket)
        FROM (SELECT DISTINCT optiqoflow._row_lock_space(k.tenant, k.target) AS space,
                              optiqoflow._row_lock_bucket(k.id) AS bucket
-               FROM (SELECT CASE WHEN x.tenant ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' THEN x.tenant::uuid END AS tenant,
-                            CASE WHEN x.id ~* '^\{?[0-9a-f]{4}(-?[0-9a-f]{4}){7}\}?$' THEN x.id::uuid END AS id,
+               FROM (SELECT CASE WHEN optiqoflow._is_uuid_text(x.tenant) THEN x.tenant::uuid END AS tenant,
+                            CASE WHEN optiqoflow._is_uuid_text(x.id) THEN x.id::uuid END AS id,
                             coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.tbl),
                                      (SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.target_table = x.tbl)) AS target
                        FROM (SELECT coalesce(e ->> 'tenant_id', p_payload ->> 'tenant_id',
