@@ -71,8 +71,7 @@ BEGIN
             v_ids := 1;
             SELECT array_agg(kv.key ORDER BY kv.key),
                    coalesce(array_agg(kv.key ORDER BY kv.key) FILTER (WHERE jsonb_typeof(kv.value) <> 'null'), '{}'),
-                   coalesce(bool_and(kv.key ~ '^[a-z_][a-z0-9_]*$' AND octet_length(kv.key) <= 63
-                                     AND kv.key !~ '^_of_'), true)
+                   coalesce(bool_and(optiqoflow._is_column_name(kv.key)), true)
               INTO v_keys, v_pushed, v_names_ok
               FROM jsonb_each(v_record) AS kv;
             v_keys := coalesce(v_keys, '{}');
@@ -152,14 +151,12 @@ BEGIN
     END IF;
 
     -- the names, once per key (a single record's were tested as they were read)
-    -- (^[a-z_][a-z0-9_]{0,62}$ written with * and a length: PostgreSQL's regex engine
-    -- expands a bounded repeat into states, which costs ten times as much per key)
     IF NOT v_names_ok THEN
         SELECT string_agg(quote_ident(k), ', ' ORDER BY k) FILTER (WHERE k ~ '^_of_'),
                string_agg(quote_literal(left(k, 80)), ', ' ORDER BY k) FILTER (WHERE k !~ '^_of_')
           INTO v_reserved, v_invalid
           FROM unnest(v_keys) AS k
-         WHERE k ~ '^_of_' OR k !~ '^[a-z_][a-z0-9_]*$' OR octet_length(k) > 63;
+         WHERE NOT optiqoflow._is_column_name(k);
     END IF;
     IF v_reserved IS NOT NULL THEN
         RAISE EXCEPTION 'reserved column name(s): %', v_reserved
