@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -165,3 +166,30 @@ def sync_runs(c: psycopg.Connection[Any], tenant: str, table: str = TARGET) -> l
             "SELECT * FROM optiqoflow.sync_runs WHERE tenant_id = %s AND target_table = %s ORDER BY id",
             (tenant, table),
         ).fetchall()
+
+
+def in_opposite_orders(
+    send: Callable[[list[str], int], None], ids: list[str]
+) -> list[BaseException]:
+    """Three rounds of six threads, each calling send(ids in one order or the reverse, a
+    version number unique to the thread, newest in the last round); the errors raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(order: list[str], version: int) -> None:
+        try:
+            send(order, version)
+        except BaseException as e:
+            errors.append(e)
+
+    for round_ in range(3):
+        threads = [
+            threading.Thread(target=run, args=(ids if i % 2 else ids[::-1], round_ * 10 + i + 1))
+            for i in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return errors

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from conftest import apply
 from receiver_helpers import receiver_config, serving
-from sync_helpers import TARGET, delete, rec, upsert
+from sync_helpers import TARGET, delete, in_opposite_orders, rec, upsert
 
 Conn = psycopg.Connection[Any]
 
@@ -112,33 +112,18 @@ async def test_through_http_one_request_one_commit(db_dsn: str, tenant: str) -> 
 def test_envelopes_with_the_same_keys_in_opposite_orders_do_not_deadlock(
     db_dsn: str, tenant: str
 ) -> None:
-    import threading
-
     other = str(uuid.uuid4())
-    ids = [str(uuid.uuid4()) for _ in range(40)]
-    errors: list[BaseException] = []
 
     def send(order: list[str], version: int) -> None:
-        try:
-            with psycopg.connect(db_dsn, autocommit=True) as c:
-                events = [
-                    upsert(t, rec(k, version, title=f"v{version}"))
-                    for k in order
-                    for t in (tenant, other)
-                ]
-                apply(c, envelope(None, *events))
-        except BaseException as e:
-            errors.append(e)
+        with psycopg.connect(db_dsn, autocommit=True) as c:
+            events = [
+                upsert(t, rec(k, version, title=f"v{version}"))
+                for k in order
+                for t in (tenant, other)
+            ]
+            apply(c, envelope(None, *events))
 
-    for round_ in range(3):
-        threads = [
-            threading.Thread(target=send, args=(ids if i % 2 else ids[::-1], round_ * 10 + i + 1))
-            for i in range(6)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+    errors = in_opposite_orders(send, [str(uuid.uuid4()) for _ in range(40)])
     assert not errors, errors
     with psycopg.connect(db_dsn) as c:
         # the newest version of the last round won everywhere, for both tenants

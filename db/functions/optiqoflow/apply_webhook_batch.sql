@@ -33,23 +33,8 @@ BEGIN
     IF jsonb_typeof(p_payload -> 'events') IS DISTINCT FROM 'array' THEN
         RETURN optiqoflow.apply_webhook(p_payload, p_delivery_id);   -- refused there, and logged
     END IF;
-    -- Every row lock of the envelope first, in the one global order (_lock_rows): two
-    -- envelopes touching the same keys in different orders would otherwise deadlock.
-    PERFORM pg_advisory_xact_lock(l.space, l.bucket)
-       FROM (SELECT DISTINCT optiqoflow._row_lock_space(k.tenant, k.target) AS space,
-                             optiqoflow._row_lock_bucket(k.id) AS bucket
-               FROM (SELECT CASE WHEN optiqoflow._is_uuid_text(x.tenant) THEN x.tenant::uuid END AS tenant,
-                            CASE WHEN optiqoflow._is_uuid_text(x.id) THEN x.id::uuid END AS id,
-                            coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.tbl),
-                                     (SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.target_table = x.tbl)) AS target
-                       FROM (SELECT coalesce(e ->> 'tenant_id', p_payload ->> 'tenant_id',
-                                             e -> 'record' ->> 'tenant_id', e -> 'old_record' ->> 'tenant_id') AS tenant,
-                                    coalesce(e -> 'record' ->> 'id', e -> 'old_record' ->> 'id') AS id,
-                                    e ->> 'table' AS tbl
-                               FROM jsonb_array_elements(p_payload -> 'events') AS ev(e)
-                              WHERE jsonb_typeof(e) = 'object') x) k
-              WHERE k.tenant IS NOT NULL AND k.id IS NOT NULL AND k.target IS NOT NULL) l
-      ORDER BY l.space, l.bucket;
+    -- Every row lock of the envelope first, in the one global order (_lock_events).
+    PERFORM optiqoflow._lock_events(p_payload -> 'events', p_payload ->> 'tenant_id');
 
     FOR v_event, v_index IN SELECT e, o FROM jsonb_array_elements(p_payload -> 'events') WITH ORDINALITY AS x(e, o) LOOP
         IF jsonb_typeof(v_event) = 'object' AND upper(v_event ->> 'type') IN ('BATCH', 'FULL_SYNC') THEN
