@@ -405,13 +405,15 @@ def _env(dsn: str, port: int, extra: dict[str, str] | None = None) -> dict[str, 
     return env
 
 
-def ours(dsn: str, workdir: Path, tag: str = "ours") -> ServerProcess:
-    """The receiver under test: `python -m receiver.cli serve`, its JSON log to a file."""
+def ours(dsn: str, workdir: Path, tag: str = "ours", env: dict[str, str] | None = None,
+         name: str = "ours") -> ServerProcess:
+    """The receiver under test: `python -m receiver.cli serve`, its JSON log to a file;
+    `env`: settings beside the benchmark's (e.g. OPTIQO_GROUP_COMMIT)."""
     port = free_port()
     return ServerProcess(
-        "ours",
+        name,
         [sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        _env(dsn, port),
+        _env(dsn, port, env),
         workdir / f"{tag}-{port}.log",
     )
 

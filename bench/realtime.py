@@ -2,11 +2,13 @@
 
     python -m bench realtime [--quick] [--reps N] [--dsn DSN]
 
-Three servers, each a process of its own with a pool of 8 connections, all on the same
+Four servers, each a process of its own with a pool of 8 connections, all on the same
 database and table (optiqoflow.sensor_readings):
   ours     `optiqoflow serve`: verify, strict parse, `apply_webhook` with every piece of
            bookkeeping (de-duplication key, versions, tombstone check, column tracking,
            push log, chart invalidation, webhook_logs, JSON log line)
+  ours, grouped  the same with OPTIQO_GROUP_COMMIT=32 (README "Group commit"): deliveries
+           that find every connection busy are applied together, one call and one commit
   ceiling  verify the HMAC, one static single-row upsert (bench/baselines.py)
   naive    verify, json.loads, one INSERT ... ON CONFLICT per record (bench/baselines.py)
 Also "ours, batched": the same events in BATCH envelopes of 50 (README "Batch envelope").
@@ -52,7 +54,8 @@ from bench.common import (
 )
 
 CONCURRENCY = (1, 8, 32)
-SERVERS = ("ours", "ceiling", "naive")
+SERVERS = ("ours", "ours, grouped", "ceiling", "naive")
+GROUP = 32  # OPTIQO_GROUP_COMMIT of "ours, grouped"
 TENANTS = 16
 SOURCE = "sensor_readings"
 
@@ -120,6 +123,8 @@ def run(cl: Cluster, quick: bool, reps: int) -> tuple[str, dict[str, Any]]:
     postmaster = cl.postmaster()
     servers: dict[str, ServerProcess] = {
         "ours": ours(dsn, cl.workdir, "realtime"),
+        "ours, grouped": ours(dsn, cl.workdir, "grouped", {"OPTIQO_GROUP_COMMIT": str(GROUP)},
+                              name="ours, grouped"),
         "ceiling": baseline("ceiling", dsn, cl.workdir, SOURCE),
         "naive": baseline("naive", dsn, cl.workdir, SOURCE),
     }
@@ -129,13 +134,13 @@ def run(cl: Cluster, quick: bool, reps: int) -> tuple[str, dict[str, Any]]:
         for s in servers.values():
             s.start()
         for name, s in servers.items():  # warm-up: views, pools, caches
-            wr = asyncio.run(run_load(s.url, src.make(300 if name == "ours" else 200), 8, 120))
+            wr = asyncio.run(run_load(s.url, src.make(300 if name.startswith("ours") else 200), 8, 120))
             assert wr.ok == wr.sent, (name, wr.first_error)
         time.sleep(11)  # idle backends flush their function statistics
         ddl_before = ddl_snapshot(dsn)
         for rep in range(reps):
             for c in CONCURRENCY:
-                order = SERVERS[rep % 3:] + SERVERS[:rep % 3]
+                order = SERVERS[rep % len(SERVERS):] + SERVERS[:rep % len(SERVERS)]
                 for name in order:
                     samples.setdefault((name, c), []).append(
                         _one(servers[name], src.make(n[c]), c, postmaster))
@@ -160,7 +165,7 @@ def _one(server: ServerProcess, reqs: list[Request], c: int, postmaster: Any,
     c0 = self_cpu()
     lr = asyncio.run(run_load(server.url, reqs, c, 120))
     client = self_cpu() - c0
-    if lr.ok != lr.sent or (server.name == "ours" and set(lr.answers) != {"applied"}):
+    if lr.ok != lr.sent or (server.name.startswith("ours") and set(lr.answers) != {"applied"}):
         raise RuntimeError(f"{server.name}: {lr.statuses} {lr.answers} {lr.first_error}")
     events = lr.ok * per_request
     return Sample(lr.rate * per_request, percentile(lr.latencies, 50) * 1000,
@@ -191,13 +196,21 @@ def report(samples: dict[tuple[str, int], list[Sample]], ddl: Any, rss: dict[str
         o = [s.rate for s in samples["ours", c]]
         vc = ratio_spread(o, [s.rate for s in samples["ceiling", c]])
         vn = ratio_spread(o, [s.rate for s in samples["naive", c]])
+        g = [s.rate for s in samples["ours, grouped", c]]
+        gc = ratio_spread(g, [s.rate for s in samples["ceiling", c]])
+        gn = ratio_spread(g, [s.rate for s in samples["naive", c]])
         ratio_rows.append([c, vc.fmt(2) + "x", verdict(vc.median >= 0.6) if c == 32 else "-",
-                           vn.fmt(2) + "x", verdict(vn.median > 1.0) if c == 32 else "-"])
-        data[f"ratios@{c}"] = {"ceiling": vc.values, "naive": vn.values}
+                           vn.fmt(2) + "x", verdict(vn.median > 1.0) if c == 32 else "-",
+                           gc.fmt(2) + "x", verdict(gc.median >= 0.6) if c == 32 else "-",
+                           gn.fmt(2) + "x", verdict(gn.median > 1.0) if c == 32 else "-"])
+        data[f"ratios@{c}"] = {"ceiling": vc.values, "naive": vn.values,
+                               "grouped/ceiling": gc.values, "grouped/naive": gn.values}
     out.append("\nThroughput ratios per repetition (ours ÷ baseline of the same repetition), "
-               "median (min-max); targets at concurrency 32: ≥ 0.6x the HTTP ceiling, > 1x naive:\n")
-    out.append(table(["concurrency", "ours ÷ HTTP ceiling", "≥ 0.6x", "ours ÷ naive", "> 1x"],
-                     ratio_rows))
+               "median (min-max); targets at concurrency 32: ≥ 0.6x the HTTP ceiling, > 1x naive. "
+               f"\"grouped\": the same receiver with OPTIQO_GROUP_COMMIT={GROUP} (README \"Group "
+               "commit\"):\n")
+    out.append(table(["concurrency", "ours ÷ HTTP ceiling", "≥ 0.6x", "ours ÷ naive", "> 1x",
+                      "grouped ÷ HTTP ceiling", "≥ 0.6x", "grouped ÷ naive", "> 1x"], ratio_rows))
     batched = [[c, ratio_spread([s.rate for s in samples["ours, batched", c]],
                                 [s.rate for s in samples["ceiling", c]]).fmt(2) + "x",
                 ratio_spread([s.rate for s in samples["ours, batched", c]],

@@ -73,6 +73,16 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "How long a delivery waits for a free connection before it gets 503.",
     ),
     EnvVar(
+        "OPTIQO_GROUP_COMMIT",
+        "1",
+        "Group commit: most real-time deliveries applied by one database call and one "
+        "commit. 1: every delivery is its own `apply_webhook` call (CONTRACT section 1). "
+        "Above 1: a real-time delivery that finds every connection busy is queued, and the "
+        "next free connection applies up to this many queued deliveries together with "
+        "`optiqoflow.apply_webhook_group`, each with its own answer and rows, none answered "
+        'before that commit (README "Group commit").',
+    ),
+    EnvVar(
         "OPTIQO_RETRY_AFTER_SECONDS",
         "5",
         "Value of the `Retry-After` header sent with every 503.",
@@ -120,6 +130,7 @@ class Config:
     pool_timeout: float = 5.0
     retry_after: int = 5
     large_body_parses: int = 2
+    group_commit: int = 1
     shutdown_timeout: float = 30.0
     citus_delegation: str = "auto"
 
@@ -156,6 +167,7 @@ class Config:
             pool_timeout=_float(env, "OPTIQO_POOL_TIMEOUT_SECONDS", 5.0),
             retry_after=_int(env, "OPTIQO_RETRY_AFTER_SECONDS", 5, minimum=1),
             large_body_parses=_int(env, "OPTIQO_LARGE_BODY_PARSES", 2, minimum=1),
+            group_commit=_int(env, "OPTIQO_GROUP_COMMIT", 1, minimum=1),
             shutdown_timeout=_float(env, "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS", 30.0),
             citus_delegation=_choice(env, "OPTIQO_CITUS_DELEGATION", CITUS_DELEGATION),
         )

@@ -29,7 +29,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
@@ -43,10 +43,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg.adapt import AdaptersMap, Buffer, Dumper
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import TextLoader
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from receiver import citus
 from receiver.config import ENVIRONMENT, Config, ConfigError
+from receiver.groupcommit import Gate, GroupCommit, Queued, Ungrouped
 from receiver.jsonguard import Unusable, parse_payload
 from receiver.metrics import Metrics
 from receiver.signatures import STANDARD_ID_HEADER, Verifier
@@ -55,6 +56,9 @@ WEBHOOK_PATH = "/api/optiqo-webhook"
 
 # the answer as text: passed on to the sender unchanged, parsed once for the log line
 APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)::text"
+# group commit (OPTIQO_GROUP_COMMIT): queued deliveries, $1 a JSON array of their bodies
+GROUP_SQL = "SELECT n, answer FROM optiqoflow.apply_webhook_group($1::jsonb, $2::text[])"
+REAL_TIME = ("INSERT", "UPDATE", "DELETE")  # the types a group may hold
 # Citus: the same delivery on the worker that owns tenant $1 (citus.APPLY_TENANT_SQL).
 # Citus delegates only a bare call (no cast around it): its jsonb answer is read as text
 # by the loader registered in ADAPTERS.
@@ -129,35 +133,6 @@ class Freshness:
         self.lost_at = time.monotonic()
 
 
-class Gate:
-    """Where deliveries queue for a connection: at most the pool's size hold or wait for
-    one at a time, the rest wait here. psycopg_pool's own queue costs each waiting
-    request a task and a timer (asyncio.wait_for); with more deliveries in flight than
-    connections that was 30-60 µs of the receiver's CPU per delivery (BENCHMARKS.md). A
-    wait longer than the pool timeout raises PoolTimeout, as the pool's would: 503."""
-
-    def __init__(self, size: int, timeout: float) -> None:
-        self._free = asyncio.Semaphore(size)
-        self._timeout = timeout
-        self.waiting = 0  # deliveries waiting here (metrics: requests_waiting)
-
-    async def acquire(self) -> None:
-        if not self._free.locked():
-            await self._free.acquire()  # a connection is free: no wait, no timer
-            return
-        self.waiting += 1
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._free.acquire()
-        except TimeoutError:
-            raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
-        finally:
-            self.waiting -= 1
-
-    def release(self) -> None:
-        self._free.release()
-
-
 class _JsonBody:
     """A body that passed the strict JSON check (valid UTF-8): sent to PostgreSQL as
     the jsonb text it is, without a decode to str, an encode back, or a copy."""
@@ -191,6 +166,7 @@ class Receiver:
     large_parses: asyncio.Semaphore
     freshness: Freshness
     gate: Gate
+    group: GroupCommit | None = None  # OPTIQO_GROUP_COMMIT > 1
     expected_revision: str | None = None
     delegation_logged: bool | None = None  # the last delegation state logged
 
@@ -229,7 +205,7 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
     if not config.database_url:
         raise ValueError("make_app needs config.database_url")
     app = web.Application(client_max_size=config.max_body_bytes)
-    app[RECEIVER] = Receiver(
+    rcv = app[RECEIVER] = Receiver(
         config=config,
         verifier=Verifier(config.secrets, config.timestamp_tolerance),
         metrics=Metrics(),
@@ -238,6 +214,14 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
         gate=Gate(config.pool_max, config.pool_timeout),
         expected_revision=expected_revision,
     )
+    if config.group_commit > 1:
+
+        async def work(conn: Connection, group: Sequence[Queued]) -> list[str]:
+            return await _apply_group(rcv, conn, group)
+
+        rcv.group = GroupCommit(rcv.gate, config.group_commit, config.pool_timeout, work)
+        rcv.group.on_group = rcv.metrics.group_size.observe
+        rcv.group.on_ungrouped = rcv.metrics.groups_ungrouped.inc
     app.cleanup_ctx.append(_pool_context)
     app.router.add_post(WEBHOOK_PATH, handle_webhook)
     app.router.add_get("/healthz", handle_healthz)
@@ -276,7 +260,9 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
     )
     await pool.open(wait=False)  # an unreachable database is 503 and /readyz, not a crash
     app[POOL] = pool
-    rcv.metrics.watch_pool(lambda: _pool_stats(pool, rcv.gate))
+    if rcv.group is not None:
+        rcv.group.pool = pool
+    rcv.metrics.watch_pool(lambda: _pool_stats(pool, rcv))
     try:
         yield
     finally:
@@ -284,10 +270,12 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
-def _pool_stats(pool: AsyncConnectionPool[Connection], gate: Gate) -> dict[str, int]:
-    """The pool's statistics, deliveries waiting at the gate counted as waiting."""
+def _pool_stats(pool: AsyncConnectionPool[Connection], rcv: Receiver) -> dict[str, int]:
+    """The pool's statistics, deliveries waiting at the gate or for a group counted as
+    waiting."""
     stats = pool.get_stats()
-    stats["requests_waiting"] = stats.get("requests_waiting", 0) + gate.waiting
+    queued = rcv.group.waiting if rcv.group is not None else 0
+    stats["requests_waiting"] = stats.get("requests_waiting", 0) + rcv.gate.waiting + queued
     return stats
 
 
@@ -504,7 +492,11 @@ async def _apply(
         return text, ("coordinator" if conn.delegated else "direct")
 
     try:
-        text, path = await _call(request.app[POOL], rcv, apply)
+        grouped = await _grouped(rcv, body, check, delivery_id)
+        if grouped is not None:
+            text, path = grouped
+        else:
+            text, path = await _call(request.app[POOL], rcv, apply)
     except psycopg.Error as e:
         await check  # a body the check refuses is answered as such, whatever the database said
         if e.sqlstate in UNSTORABLE_STATES:
@@ -521,6 +513,53 @@ async def _apply(
         return Outcome(500, {"error": "internal error"}, "error", payload, detail=detail, path=path)
     status = answer["status"]
     return Outcome(HTTP_STATUS[status], answer, status, payload, raw=text, path=path)
+
+
+async def _grouped(
+    rcv: Receiver,
+    body: bytes,
+    check: asyncio.Future[tuple[dict[str, Any], str | None]],
+    delivery_id: str | None,
+) -> tuple[str, str] | None:
+    """Group commit: a checked real-time delivery is queued, and applied with the others
+    queued beside it, or alone when none are (receiver.groupcommit); its answer and
+    "grouped". None: apply it on its own (no group commit, not a real-time event, or its
+    group could not be applied as one)."""
+    group = rcv.group
+    if group is None or not check.done():
+        return None
+    labels, _ = check.result()
+    if str(labels.get("type") or "").upper() not in REAL_TIME:
+        return None
+    try:
+        return await group.apply(body, delivery_id), "grouped"
+    except Ungrouped:
+        return None
+
+
+async def _apply_group(rcv: Receiver, conn: Connection, group: Sequence[Queued]) -> list[str]:
+    """The answers (as text, in order) of queued deliveries applied on `conn` in one
+    call and one commit: one alone is the contract's apply_webhook call, more are one
+    apply_webhook_group call. Raises on any error (the group then goes one by one)."""
+    if conn.delegated:
+        raise Ungrouped("Citus: a delegated connection applies one delivery at a time")
+    try:
+        if len(group) == 1:
+            answers = [
+                await _first_value(
+                    conn, APPLY_SQL, (_JsonBody(group[0].body), group[0].delivery_id)
+                )
+            ]
+        else:
+            bodies = _JsonBody(b"[" + b",".join(q.body for q in group) + b"]")
+            cursor = await conn.execute(GROUP_SQL, (bodies, [q.delivery_id for q in group]))
+            answers = [answer for _, answer in sorted(await cursor.fetchall())]
+    except psycopg.Error:
+        if conn.broken:  # the server went away: doubt the idle ones too
+            rcv.freshness.broken()
+        raise
+    conn.answered_at = time.monotonic()
+    return answers
 
 
 async def _apply_delegated(

@@ -41,6 +41,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "OPTIQO_POOL_TIMEOUT_SECONDS": "1",
         "OPTIQO_RETRY_AFTER_SECONDS": "7",
         "OPTIQO_LARGE_BODY_PARSES": "3",
+        "OPTIQO_GROUP_COMMIT": "24",
         "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS": "9",
         "OPTIQO_CITUS_DELEGATION": " OFF ",
     }
@@ -54,6 +55,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert (c.pool_min, c.pool_max, c.pool_timeout) == (0, 3, 1.0)
     assert (c.retry_after, c.shutdown_timeout) == (7, 9.0)
     assert c.large_body_parses == 3
+    assert c.group_commit == 24
     assert c.citus_delegation == "off"
 
 
@@ -67,6 +69,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", "0"),
         ("OPTIQO_POOL_MIN", "20"),  # above OPTIQO_POOL_MAX
         ("OPTIQO_LARGE_BODY_PARSES", "0"),
+        ("OPTIQO_GROUP_COMMIT", "0"),
         ("OPTIQO_CITUS_DELEGATION", "yes"),
         ("OPTIQO_WEBHOOK_PREVIOUS_SECRETS", "whsec_!!notbase64"),
         ("OPTIQO_WEBHOOK_SECRET", "whsec_"),

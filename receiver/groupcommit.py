@@ -1,0 +1,221 @@
+"""Where deliveries wait for a database connection, and group commit.
+
+Gate: at most the pool's size of deliveries hold or wait for a connection at a time; the
+rest wait here, in arrival order, for at most the pool timeout (then PoolTimeout: 503).
+psycopg_pool's own queue costs each waiting request a task and a timer (asyncio.wait_for);
+with more deliveries in flight than connections that was 30-60 µs of the receiver's CPU
+per delivery (BENCHMARKS.md).
+
+GroupCommit (OPTIQO_GROUP_COMMIT > 1, README "Group commit"): real-time deliveries join
+a queue instead of each waiting for a connection of its own. A drainer holding one
+connection takes up to OPTIQO_GROUP_COMMIT queued deliveries, in arrival order, and
+applies them in one call, optiqoflow.apply_webhook_group, and one commit (one alone: the
+contract's apply_webhook call); it repeats while deliveries are queued. A new drainer
+starts, on a free connection, only for deliveries that the drainers already starting will
+not take, so deliveries that arrive while the database is busy wait together and go in
+one group. Each delivery still gets exactly the answer, and leaves exactly the rows, that
+its own apply_webhook call would have, and is answered only after its group's commit.
+Under load this shares the per-call and per-commit cost (a round trip that wakes a
+backend, a transaction, a WAL flush) among the group, as PostgreSQL's own group commit
+shares a flush. A group that cannot be applied as one (an error of any kind, a
+Citus-delegated connection, no connection) is answered Ungrouped: each of its deliveries
+is then applied on its own, with the usual retries and answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+
+class Gate:
+    """A counting gate of the pool's size, first come first served, with a timeout."""
+
+    def __init__(self, size: int, timeout: float) -> None:
+        self._free = size
+        self._timeout = timeout
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        # called when a slot comes free and nobody waits here (group commit's queue)
+        self.on_free: Callable[[], None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Deliveries waiting here (metrics: requests_waiting)."""
+        return len(self._waiters)
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for it."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():  # a connection is free: no wait, no timer
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await waiter
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return  # the slot was handed over just as the time ran out: keep it
+            raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            if waiter.cancelled():
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+
+    def release(self) -> None:
+        """Hand the slot to the first waiter, else free it (and tell on_free)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+        if self.on_free is not None:
+            self.on_free()
+
+
+class Ungrouped(Exception):
+    """This delivery was not applied in a group: apply it alone."""
+
+
+@dataclass(eq=False, slots=True)
+class Queued:
+    """A delivery waiting for a group: its checked body and delivery id."""
+
+    body: bytes
+    delivery_id: str | None
+    future: asyncio.Future[str]
+    timer: asyncio.TimerHandle | None = field(default=None)
+
+
+# (a connection, the group) -> each delivery's answer as text, in the group's order
+GroupWork = Callable[[Any, Sequence[Queued]], Awaitable[list[str]]]
+
+
+class GroupCommit:
+    """The queue of real-time deliveries waiting for a connection, drained in groups."""
+
+    def __init__(self, gate: Gate, limit: int, timeout: float, work: GroupWork) -> None:
+        self._gate = gate
+        self._limit = limit
+        self._timeout = timeout
+        self._work = work
+        self._queue: deque[Queued] = deque()
+        self._starting = 0  # drainers started that have not taken their first group yet
+        self._drainers: set[asyncio.Task[None]] = set()
+        self.pool: AsyncConnectionPool[Any] | None = None  # set when the pool opens
+        self.on_group: Callable[[int], None] | None = None  # a group of n was applied
+        self.on_ungrouped: Callable[[], None] | None = None  # a group went one by one
+        gate.on_free = self._kick
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    async def apply(self, body: bytes, delivery_id: str | None) -> str:
+        """Queue the delivery; its answer (as text) once its group has committed.
+        Raises Ungrouped (apply it alone), PoolTimeout (queued past the pool timeout,
+        503) or the database error of a lone delivery's connection."""
+        loop = asyncio.get_running_loop()
+        queued = Queued(body, delivery_id, loop.create_future())
+        queued.timer = loop.call_later(self._timeout, self._expire, queued)
+        self._queue.append(queued)
+        self._kick()
+        return await queued.future
+
+    def _expire(self, queued: Queued) -> None:
+        if queued.future.done():
+            return
+        try:
+            self._queue.remove(queued)
+        except ValueError:
+            return  # taken into a group meanwhile: its answer comes with the commit
+        queued.future.set_exception(PoolTimeout(f"no connection free within {self._timeout:g} s"))
+
+    def _kick(self) -> None:
+        """Start a drainer when deliveries are queued and a slot is free."""
+        while self._queue and self._starting * self._limit < len(self._queue):
+            if not self._gate.try_acquire():
+                return
+            self._starting += 1
+            task = asyncio.ensure_future(self._drain())
+            self._drainers.add(task)
+            task.add_done_callback(self._drainers.discard)
+
+    def _take(self) -> list[Queued]:
+        group: list[Queued] = []
+        while self._queue and len(group) < self._limit:
+            queued = self._queue.popleft()
+            if queued.future.done():
+                continue
+            if queued.timer is not None:
+                queued.timer.cancel()
+            group.append(queued)
+        return group
+
+    async def _drain(self) -> None:
+        """Hold one slot and one connection while groups are queued: take up to `limit`
+        deliveries, apply them as one group, repeat; then give both back."""
+        started = True
+        try:
+            if self.pool is None:
+                raise PoolTimeout("the receiver's pool is not open")
+            async with self.pool.connection() as conn:
+                while True:
+                    group = self._take()
+                    if started:
+                        self._starting -= 1
+                        started = False
+                        self._kick()  # more queued than this group holds: another drainer
+                    if not group:
+                        break
+                    await self._apply(conn, group)
+                    if conn.broken or self._gate.waiting:
+                        break  # a lost connection; or an ungroupable call waits: its turn
+        except Exception:
+            # no connection: each queued delivery tries on its own (and gets its own 503)
+            if self._queue and self.on_ungrouped is not None:
+                self.on_ungrouped()
+            for queued in self._take_all():
+                queued.future.set_exception(Ungrouped())
+        finally:
+            if started:
+                self._starting -= 1
+            self._gate.release()
+
+    def _take_all(self) -> list[Queued]:
+        group = []
+        while group_part := self._take():
+            group.extend(group_part)
+        return group
+
+    async def _apply(self, conn: Any, group: list[Queued]) -> None:
+        try:
+            answers = await self._work(conn, group)
+            if len(answers) != len(group):
+                raise ValueError(f"{len(answers)} answers for a group of {len(group)}")
+        except Exception:
+            if self.on_ungrouped is not None:
+                self.on_ungrouped()
+            for queued in group:
+                if not queued.future.done():
+                    queued.future.set_exception(Ungrouped())
+            return
+        if self.on_group is not None:
+            self.on_group(len(group))
+        for queued, answer in zip(group, answers, strict=True):
+            if not queued.future.done():
+                queued.future.set_result(answer)
