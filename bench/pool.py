@@ -1,5 +1,5 @@
-"""Where deliveries wait for a connection: the receiver's gate (receiver.server.Gate, an
-asyncio semaphore of the pool's size in front of the pool) against waiting in
+"""Where deliveries wait for a connection: the receiver's gate (receiver.groupcommit.Gate, an
+counter of the pool's size, with a FIFO of waiters, in front of the pool) against waiting in
 psycopg_pool's own queue.
 
     python -m bench pool [--quick] [--reps N] [--dsn DSN]
@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bench import records
 from bench.common import POOL_MAX, Cluster, Spread, table
-from receiver.server import Gate
+from receiver.groupcommit import Gate
 
 CONCURRENCY = 32
 TENANTS = 16
