@@ -64,16 +64,18 @@ class Gate:
         try:
             async with asyncio.timeout(self._timeout):
                 await waiter
-        except TimeoutError:
+        except BaseException as e:
             if waiter.done() and not waiter.cancelled():
-                return  # the slot was handed over just as the time ran out: keep it
-            raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-            if waiter.cancelled():
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+                if isinstance(e, TimeoutError):
+                    return  # the slot was handed over just as the time ran out: keep it
+                self.release()  # handed over as this delivery was cancelled: pass it on
+                raise
+            waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+            if isinstance(e, TimeoutError):
+                raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
+            raise
 
     def release(self) -> None:
         """Hand the slot to the first waiter, else free it (and tell on_free)."""
@@ -207,12 +209,14 @@ class GroupCommit:
             answers = await self._work(conn, group)
             if len(answers) != len(group):
                 raise ValueError(f"{len(answers)} answers for a group of {len(group)}")
-        except Exception:
+        except BaseException as e:
             if self.on_ungrouped is not None:
                 self.on_ungrouped()
             for queued in group:
                 if not queued.future.done():
                     queued.future.set_exception(Ungrouped())
+            if not isinstance(e, Exception):
+                raise  # cancelled: its deliveries go on alone, the drainer stops
             return
         if self.on_group is not None:
             self.on_group(len(group))
