@@ -1,4 +1,4 @@
-"""Where deliveries wait for a connection: the receiver's gate (receiver.groupcommit.Gate, an
+"""Where deliveries wait for a connection: the receiver's gate (receiver.groupcommit.Gate, a
 counter of the pool's size, with a FIFO of waiters, in front of the pool) against waiting in
 psycopg_pool's own queue.
 
