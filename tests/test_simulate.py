@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
@@ -32,14 +33,21 @@ def source_dsn(pg_admin_dsn: str) -> Iterator[str]:
         yield dsn
 
 
+@pytest.fixture(params=[1, 16], ids=["one call per delivery", "group commit"])
+def group_commit(request: pytest.FixtureRequest) -> int:
+    """OPTIQO_GROUP_COMMIT of the receiver (README "Group commit")."""
+    return int(request.param)
+
+
 @pytest.fixture
-async def receiver_url(own_server: EmbeddedPostgres) -> AsyncIterator[str]:
+async def receiver_url(own_server: EmbeddedPostgres, group_commit: int) -> AsyncIterator[str]:
     """The receiver (make_app) on a loopback port, in front of own_server."""
     config = Config(
         webhook_secret=SECRET,
         database_url=own_server.dsn,
         pool_min=1,
-        pool_max=8,
+        pool_max=8 if group_commit == 1 else 2,  # fewer connections: deliveries queue
+        group_commit=group_commit,
         pool_timeout=1.0,  # shorter than the restart below: deliveries meet 503s
         retry_after=1,
     )
@@ -55,7 +63,7 @@ async def receiver_url(own_server: EmbeddedPostgres) -> AsyncIterator[str]:
 
 
 async def test_chaotic_run_converges(
-    source_dsn: str, receiver_url: str, own_server: EmbeddedPostgres
+    source_dsn: str, receiver_url: str, own_server: EmbeddedPostgres, group_commit: int
 ) -> None:
     async def restart() -> None:
         await asyncio.to_thread(own_server.stop, "fast")
@@ -69,7 +77,7 @@ async def test_chaotic_run_converges(
         events=400,
         seed=7,
         batch_size=8,
-        concurrency=4,
+        concurrency=4 if group_commit == 1 else 8,
         chaos=frozenset(simulate.CHAOS),
         full_syncs=3,
         window=12,
@@ -108,6 +116,18 @@ async def test_chaotic_run_converges(
     assert states.get("complete", 0) >= 1, states
     assert states.get("running", 0) + states.get("abandoned", 0) >= 1, states
     assert evolved is not None and evolved[0] >= 1  # Optiqo added a column mid-run
+    if group_commit > 1:  # deliveries were applied in groups, not only one by one
+        async with aiohttp.ClientSession() as session:
+            metrics_url = receiver_url.replace("/api/optiqo-webhook", "/metrics")
+            async with session.get(metrics_url) as r:
+                metrics = dict(
+                    line.split(" ", 1)
+                    for line in (await r.text()).splitlines()
+                    if line.startswith("optiqoflow_group_commit_size_")
+                )
+        assert float(metrics["optiqoflow_group_commit_size_sum"]) > float(
+            metrics["optiqoflow_group_commit_size_count"]
+        ), metrics
     with psycopg.connect(source_dsn, autocommit=True) as s:
         no_total = s.execute(
             "SELECT count(*) FROM optiqo.outbox WHERE payload ->> 'type' = 'FULL_SYNC' "
