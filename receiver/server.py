@@ -393,15 +393,45 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
     # database applies the body in an open transaction, which commits only once the
     # check has passed (_apply). Its parsed tree takes ~4x its size: a few at a time.
     async with rcv.large_parses:
-        check = asyncio.ensure_future(asyncio.to_thread(_checked, body))
+        check = _ThreadCheck(body)
         try:
-            return await _apply(request, body, check, delivery_id)
+            return await _apply(request, body, check.future, delivery_id, check.start)
         except Unusable as unusable:
             return await _record_unusable(request, body, delivery_id, unusable)
         finally:
-            await asyncio.wait([check])  # the thread's tree is gone before the next parse
-            if not check.cancelled():
-                check.exception()  # retrieved: asyncio does not warn about a refusal seen above
+            check.start()  # not started when no connection came: the answer still needs it
+            await asyncio.wait([check.future])  # the tree is gone before the next parse
+            if not check.future.cancelled():
+                check.future.exception()  # retrieved: no asyncio warning for a refusal seen above
+
+
+class _ThreadCheck:
+    """The strict check of a large body in a worker thread, started when `start` is first
+    called: by _apply once its transaction is open, just before the body is sent. A
+    thread started earlier holds the GIL while the event loop takes a connection, opens
+    the transaction and sends the body, and delays each of those steps by up to the
+    interpreter's switch interval: measured while developing, a 5,000-record work_orders
+    batch over HTTP took ~60 ms longer with the thread started first (BENCHMARKS.md)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._task: asyncio.Future[tuple[dict[str, Any], str | None]] | None = None
+        self.future: asyncio.Future[tuple[dict[str, Any], str | None]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(asyncio.to_thread(_checked, self._body))
+            self._task.add_done_callback(self._settle)
+
+    def _settle(self, task: asyncio.Future[tuple[dict[str, Any], str | None]]) -> None:
+        if task.cancelled():
+            self.future.cancel()
+        elif (error := task.exception()) is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(task.result())
 
 
 def _done(value: T) -> asyncio.Future[T]:
@@ -469,21 +499,24 @@ async def _apply(
     body: bytes,
     check: asyncio.Future[tuple[dict[str, Any], str | None]],
     delivery_id: str | None,
+    start_check: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Apply a signed body whose strict JSON check (`check`: payload labels and tenant,
-    or Unusable) has finished or is still running in a thread. Raises Unusable when the
-    check refuses the body; then nothing of it was committed."""
+    or Unusable) has finished, or runs in a thread once `start_check` is called. Raises
+    Unusable when the check refuses the body; then nothing of it was committed."""
     rcv = request.app[RECEIVER]
     jsonb = _JsonBody(body)
 
     async def apply(conn: Connection) -> tuple[Any, str]:
         if not check.done() and not conn.delegated:
-            # still being checked: the one call inside a transaction that commits only
-            # when the check passed; an Unusable raised here rolls it back
+            # being checked: the one call inside a transaction that commits only when
+            # the check passed; an Unusable raised here rolls it back
             async with conn.transaction():
+                start_check()  # now, so that the thread does not slow the steps before
                 text = await _first_value(conn, APPLY_SQL, (jsonb, delivery_id))
                 await check
             return text, "direct"
+        start_check()
         _, tenant = await check
         if conn.delegated and tenant is not None:
             return await _apply_delegated(conn, tenant, jsonb, delivery_id)
@@ -498,6 +531,7 @@ async def _apply(
         else:
             text, path = await _call(request.app[POOL], rcv, apply)
     except psycopg.Error as e:
+        start_check()
         await check  # a body the check refuses is answered as such, whatever the database said
         if e.sqlstate in UNSTORABLE_STATES:
             reason = f"PostgreSQL cannot store the body as jsonb: {e.diag.message_primary}"
