@@ -10,6 +10,12 @@ CREATE OR REPLACE FUNCTION optiqoflow.full_sync_batch(
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- jsonb_array_elements and jsonb_populate_recordset hold a batch's records in a tuplestore
+-- of up to work_mem before spilling it to a temporary file: at the default 4MB a batch of
+-- 5,000 work_orders records (3.7 MiB) wrote two temporary files, 8.9 MB, and took ~10%
+-- longer (BENCHMARKS.md). 32MB holds the largest records array a 16 MiB body can carry;
+-- large deliveries come a few at a time (OPTIQO_LARGE_BODY_PARSES).
+SET work_mem = '32MB'
 AS $$
 -- One FULL_SYNC batch: the records at positions [p_offset, p_offset + n) of a run.
 --
