@@ -23,7 +23,9 @@ BEGIN
                                      (SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.target_table = x.tbl)) AS target
                        FROM (SELECT coalesce(e ->> 'tenant_id', p_tenant,
                                              e -> 'record' ->> 'tenant_id', e -> 'old_record' ->> 'tenant_id') AS tenant,
-                                    coalesce(e -> 'record' ->> 'id', e -> 'old_record' ->> 'id') AS id,
+                                    -- the row the event writes: a DELETE's old_record, else its record
+                                    CASE WHEN upper(e ->> 'type') = 'DELETE' THEN e -> 'old_record' ->> 'id'
+                                         ELSE e -> 'record' ->> 'id' END AS id,
                                     e ->> 'table' AS tbl
                                FROM jsonb_array_elements(p_events) AS ev(e)
                               WHERE jsonb_typeof(e) = 'object') x) k

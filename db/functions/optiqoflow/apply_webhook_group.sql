@@ -13,7 +13,11 @@ AS $$
 -- for replay without stopping the others. No envelope row and no delivery-id suffix: the
 -- database holds afterwards what the separate calls would have left. Rows: (n, answer),
 -- n the 1-based position. Every row lock of the group is taken first, in the global order
--- (_lock_events), so concurrent groups cannot deadlock on them.
+-- (_lock_events), so concurrent groups cannot deadlock on them; the events are then
+-- applied tenant by tenant and table by table (in arrival order within each), so that
+-- what they lock afterwards (tracking rows, chart caches, a new column's DDL lock) is
+-- also taken in one order by every group. Events of one key keep their order; the order
+-- of events of different tenants or tables does not change what they leave.
 -- Only INSERT, UPDATE and DELETE (a FULL_SYNC or a BATCH takes locks that come before
 -- row locks): a group with anything else raises OF020 and applies nothing; so does a
 -- transient error, which rolls the whole group back. The receiver then applies that
@@ -33,8 +37,23 @@ BEGIN
             USING ERRCODE = 'OF020',
                   HINT = 'Apply a FULL_SYNC batch or a BATCH envelope on its own with optiqoflow.apply_webhook.';
     END IF;
+    IF NOT optiqoflow._rows_are_here() THEN
+        -- a Citus coordinator: the row locks are the tenant's node's (_tenant_locks), which
+        -- _lock_events does not take in one order across tenants
+        RAISE EXCEPTION 'a group is applied only where the rows are (not on a Citus coordinator)'
+            USING ERRCODE = 'OF020',
+                  HINT = 'Apply each delivery with optiqoflow.apply_webhook (OPTIQO_GROUP_COMMIT=1).';
+    END IF;
     PERFORM optiqoflow._lock_events(p_payloads);
-    FOR v_event, n IN SELECT x.e, x.o::integer FROM jsonb_array_elements(p_payloads) WITH ORDINALITY AS x(e, o) LOOP
+    FOR v_event, n IN
+        SELECT x.e, x.o::integer
+          FROM jsonb_array_elements(p_payloads) WITH ORDINALITY AS x(e, o)
+         ORDER BY lower(coalesce(x.e ->> 'tenant_id', x.e -> 'record' ->> 'tenant_id',
+                                 x.e -> 'old_record' ->> 'tenant_id')),
+                  coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.e ->> 'table'),
+                           x.e ->> 'table'),
+                  x.o
+    LOOP
         answer := optiqoflow.apply_webhook(v_event, p_delivery_ids[n]);
         RETURN NEXT;
     END LOOP;
@@ -42,6 +61,6 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.apply_webhook_group(jsonb, text[]) IS
-    'Group commit: applies a JSON array of real-time payloads (INSERT | UPDATE | DELETE) in one transaction, each as apply_webhook(payload, p_delivery_ids[n]) would alone (own answer, log row, de-duplication, push log, invalidation). Returns (n, answer) per payload, n 1-based. Row locks first, in the global order. Raises OF020 for a malformed group or a FULL_SYNC / BATCH in it; transient errors roll the whole group back.';
+    'Group commit: applies a JSON array of real-time payloads (INSERT | UPDATE | DELETE) in one transaction, each as apply_webhook(payload, p_delivery_ids[n]) would alone (own answer, log row, de-duplication, push log, invalidation). Returns (n, answer) per payload, n 1-based. Row locks first, in the global order, then the events tenant by tenant and table by table (arrival order within). Raises OF020 for a malformed group, a FULL_SYNC / BATCH in it, or on a Citus coordinator; transient errors roll the whole group back.';
 REVOKE ALL ON FUNCTION optiqoflow.apply_webhook_group(jsonb, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.apply_webhook_group(jsonb, text[]) TO service_role;
