@@ -15,6 +15,10 @@ from typing import NamedTuple
 
 MIB = 1024 * 1024
 CITUS_DELEGATION = ("auto", "on", "off")
+# Most deliveries in one group commit: each applied event is a subtransaction with its own
+# xid, and a transaction with more than 64 of them overflows PostgreSQL's per-backend
+# subxid cache, which makes every snapshot in the cluster more expensive.
+MAX_GROUP = 64
 STANDARD_SECRET_PREFIX = "whsec_"
 
 
@@ -77,8 +81,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "1",
         "Group commit: most real-time deliveries applied by one database call and one "
         "commit. 1: every delivery is its own `apply_webhook` call (CONTRACT section 1). "
-        "Above 1: a real-time delivery that finds every connection busy is queued, and the "
-        "next free connection applies up to this many queued deliveries together with "
+        "Above 1, at most 64: real-time deliveries (INSERT, UPDATE, DELETE) queue, and a "
+        "connection applies up to this many queued ones together with "
         "`optiqoflow.apply_webhook_group`, each with its own answer and rows, none answered "
         'before that commit (README "Group commit").',
     ),
@@ -167,7 +171,7 @@ class Config:
             pool_timeout=_float(env, "OPTIQO_POOL_TIMEOUT_SECONDS", 5.0),
             retry_after=_int(env, "OPTIQO_RETRY_AFTER_SECONDS", 5, minimum=1),
             large_body_parses=_int(env, "OPTIQO_LARGE_BODY_PARSES", 2, minimum=1),
-            group_commit=_int(env, "OPTIQO_GROUP_COMMIT", 1, minimum=1),
+            group_commit=_int(env, "OPTIQO_GROUP_COMMIT", 1, minimum=1, maximum=MAX_GROUP),
             shutdown_timeout=_float(env, "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS", 30.0),
             citus_delegation=_choice(env, "OPTIQO_CITUS_DELEGATION", CITUS_DELEGATION),
         )
@@ -205,7 +209,9 @@ def check_secret(secret: str) -> None:
         ) from None
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -215,6 +221,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} is below the smallest allowed value {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={value} is above the largest allowed value {maximum}")
     return value
 
 

@@ -11,15 +11,18 @@ a queue instead of each waiting for a connection of its own. A drainer holding o
 connection takes up to OPTIQO_GROUP_COMMIT queued deliveries, in arrival order, and
 applies them in one call, optiqoflow.apply_webhook_group, and one commit (one alone: the
 contract's apply_webhook call); it repeats while deliveries are queued. A new drainer
-starts, on a free connection, only for deliveries that the drainers already starting will
-not take, so deliveries that arrive while the database is busy wait together and go in
-one group. Each delivery still gets exactly the answer, and leaves exactly the rows, that
+starts only for deliveries that the drainers already starting will not take, so
+deliveries that arrive while the database is busy wait together and go in one group.
+With no connection free, that drainer waits at the gate in arrival order like any other
+call, so the queue keeps its turn beside FULL_SYNC batches and envelopes. Each delivery still gets exactly the answer, and leaves exactly the rows, that
 its own apply_webhook call would have, and is answered only after its group's commit.
 Under load this shares the per-call and per-commit cost (a round trip that wakes a
 backend, a transaction, a WAL flush) among the group, as PostgreSQL's own group commit
-shares a flush. A group that cannot be applied as one (an error of any kind, a
-Citus-delegated connection, no connection) is answered Ungrouped: each of its deliveries
-is then applied on its own, with the usual retries and answers.
+shares a flush. A group that the database refused as a whole (any error PostgreSQL
+reported: its statement was rolled back), a Citus-delegated connection, or no connection
+is answered Ungrouped: each of its deliveries is then applied on its own, with the usual
+retries and answers. An error that leaves open whether the group committed (the
+connection lost during the call) is every member's answer, as it would be alone: 503.
 """
 
 from __future__ import annotations
@@ -110,13 +113,22 @@ GroupWork = Callable[[Any, Sequence[Queued]], Awaitable[list[str]]]
 class GroupCommit:
     """The queue of real-time deliveries waiting for a connection, drained in groups."""
 
-    def __init__(self, gate: Gate, limit: int, timeout: float, work: GroupWork) -> None:
+    def __init__(
+        self,
+        gate: Gate,
+        limit: int,
+        timeout: float,
+        work: GroupWork,
+        rolled_back: Callable[[BaseException], bool],
+    ) -> None:
         self._gate = gate
         self._limit = limit
         self._timeout = timeout
         self._work = work
+        self._rolled_back = rolled_back  # whether an error of `work` proves nothing committed
         self._queue: deque[Queued] = deque()
         self._starting = 0  # drainers started that have not taken their first group yet
+        self._at_gate = 0  # drainers waiting at the gate for a slot
         self._drainers: set[asyncio.Task[None]] = set()
         self.pool: AsyncConnectionPool[Any] | None = None  # set when the pool opens
         self.on_group: Callable[[int], None] | None = None  # a group of n was applied
@@ -125,12 +137,18 @@ class GroupCommit:
 
     @property
     def waiting(self) -> int:
+        """Deliveries in the queue."""
         return len(self._queue)
+
+    @property
+    def drainers_at_gate(self) -> int:
+        """Drainers (not deliveries) waiting at the gate for a slot."""
+        return self._at_gate
 
     async def apply(self, body: bytes, delivery_id: str | None) -> str:
         """Queue the delivery; its answer (as text) once its group has committed.
         Raises Ungrouped (apply it alone), PoolTimeout (queued past the pool timeout,
-        503) or the database error of a lone delivery's connection."""
+        503), or the error that left open whether its group committed."""
         loop = asyncio.get_running_loop()
         queued = Queued(body, delivery_id, loop.create_future())
         queued.timer = loop.call_later(self._timeout, self._expire, queued)
@@ -148,12 +166,11 @@ class GroupCommit:
         queued.future.set_exception(PoolTimeout(f"no connection free within {self._timeout:g} s"))
 
     def _kick(self) -> None:
-        """Start a drainer when deliveries are queued and a slot is free."""
+        """Start a drainer for queued deliveries that the starting ones will not take: on a
+        free slot, else waiting at the gate for one, in turn with every other call."""
         while self._queue and self._starting * self._limit < len(self._queue):
-            if not self._gate.try_acquire():
-                return
             self._starting += 1
-            task = asyncio.ensure_future(self._drain())
+            task = asyncio.ensure_future(self._drain(self._gate.try_acquire()))
             self._drainers.add(task)
             task.add_done_callback(self._drainers.discard)
 
@@ -168,10 +185,23 @@ class GroupCommit:
             group.append(queued)
         return group
 
-    async def _drain(self) -> None:
-        """Hold one slot and one connection while groups are queued: take up to `limit`
-        deliveries, apply them as one group, repeat; then give both back."""
+    async def _drain(self, slot: bool) -> None:
+        """Hold one slot (taken, or waited for when `slot` is false) and one connection
+        while groups are queued: take up to `limit` deliveries, apply them as one group,
+        repeat; then give both back."""
         started = True
+        if not slot:
+            self._at_gate += 1
+            try:
+                await self._gate.acquire()
+            except PoolTimeout:
+                self._starting -= 1  # the queued deliveries expire on their own timers
+                return
+            except BaseException:
+                self._starting -= 1
+                raise
+            finally:
+                self._at_gate -= 1
         try:
             if self.pool is None:
                 raise PoolTimeout("the receiver's pool is not open")
@@ -185,8 +215,8 @@ class GroupCommit:
                     if not group:
                         break
                     await self._apply(conn, group)
-                    if conn.broken or self._gate.waiting:
-                        break  # a lost connection; or an ungroupable call waits: its turn
+                    if conn.broken or self._gate.waiting > self._at_gate:
+                        break  # a lost connection; or another call waits: its turn
         except Exception:
             # no connection: each queued delivery tries on its own (and gets its own 503)
             if self._queue and self.on_ungrouped is not None:
@@ -209,17 +239,25 @@ class GroupCommit:
             answers = await self._work(conn, group)
             if len(answers) != len(group):
                 raise ValueError(f"{len(answers)} answers for a group of {len(group)}")
-        except BaseException as e:
-            if self.on_ungrouped is not None:
-                self.on_ungrouped()
-            for queued in group:
-                if not queued.future.done():
-                    queued.future.set_exception(Ungrouped())
-            if not isinstance(e, Exception):
-                raise  # cancelled: its deliveries go on alone, the drainer stops
+        except asyncio.CancelledError:  # the receiver stops: whether it committed is unknown
+            self._fail(group, PoolTimeout("the receiver stopped while the group was applied"))
+            raise
+        except Exception as e:
+            if self._rolled_back(e):  # nothing committed: each goes on alone
+                if self.on_ungrouped is not None:
+                    self.on_ungrouped()
+                self._fail(group, Ungrouped())
+            else:
+                self._fail(group, e)
             return
         if self.on_group is not None:
             self.on_group(len(group))
         for queued, answer in zip(group, answers, strict=True):
             if not queued.future.done():
                 queued.future.set_result(answer)
+
+    @staticmethod
+    def _fail(group: list[Queued], error: BaseException) -> None:
+        for queued in group:
+            if not queued.future.done():
+                queued.future.set_exception(error)

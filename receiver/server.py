@@ -219,7 +219,9 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
         async def work(conn: Connection, group: Sequence[Queued]) -> list[str]:
             return await _apply_group(rcv, conn, group)
 
-        rcv.group = GroupCommit(rcv.gate, config.group_commit, config.pool_timeout, work)
+        rcv.group = GroupCommit(
+            rcv.gate, config.group_commit, config.pool_timeout, work, _rolled_back
+        )
         rcv.group.on_group = rcv.metrics.group_size.observe
         rcv.group.on_ungrouped = rcv.metrics.groups_ungrouped.inc
     app.cleanup_ctx.append(_pool_context)
@@ -274,8 +276,10 @@ def _pool_stats(pool: AsyncConnectionPool[Connection], rcv: Receiver) -> dict[st
     """The pool's statistics, deliveries waiting at the gate or for a group counted as
     waiting."""
     stats = pool.get_stats()
-    queued = rcv.group.waiting if rcv.group is not None else 0
-    stats["requests_waiting"] = stats.get("requests_waiting", 0) + rcv.gate.waiting + queued
+    waiting = rcv.gate.waiting
+    if rcv.group is not None:  # queued deliveries, not the drainers waiting for them
+        waiting += rcv.group.waiting - rcv.group.drainers_at_gate
+    stats["requests_waiting"] = stats.get("requests_waiting", 0) + waiting
     return stats
 
 
@@ -400,9 +404,7 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
             return await _record_unusable(request, body, delivery_id, unusable)
         finally:
             check.start()  # not started when no connection came: the answer still needs it
-            await asyncio.wait([check.future])  # the tree is gone before the next parse
-            if not check.future.cancelled():
-                check.future.exception()  # retrieved: no asyncio warning for a refusal seen above
+            await check.finished()  # the tree is gone before the next parse
 
 
 class _ThreadCheck:
@@ -425,8 +427,19 @@ class _ThreadCheck:
             self._task = asyncio.ensure_future(asyncio.to_thread(_checked, self._body))
             self._task.add_done_callback(self._settle)
 
+    async def finished(self) -> None:
+        """Wait for the thread (not only for the future, which a cancelled delivery may
+        have cancelled): its parsed tree is then gone."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+        if self.future.done() and not self.future.cancelled():
+            self.future.exception()  # retrieved: no asyncio warning for a refusal seen above
+
     def _settle(self, task: asyncio.Future[tuple[dict[str, Any], str | None]]) -> None:
-        if task.cancelled():
+        if self.future.done():  # cancelled with its delivery
+            if not task.cancelled():
+                task.exception()  # retrieved
+        elif task.cancelled():
             self.future.cancel()
         elif (error := task.exception()) is not None:
             self.future.set_exception(error)
@@ -594,6 +607,13 @@ async def _apply_group(rcv: Receiver, conn: Connection, group: Sequence[Queued])
         raise
     conn.answered_at = time.monotonic()
     return answers
+
+
+def _rolled_back(e: BaseException) -> bool:
+    """Whether a failed group call certainly committed nothing: PostgreSQL reported an
+    error (a SQLSTATE), so its one autocommit statement was rolled back; or it was never
+    sent. A lost connection leaves it open: no member is applied again then."""
+    return isinstance(e, Ungrouped) or (isinstance(e, psycopg.Error) and e.sqlstate is not None)
 
 
 async def _apply_delegated(

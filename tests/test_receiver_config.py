@@ -70,6 +70,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("OPTIQO_POOL_MIN", "20"),  # above OPTIQO_POOL_MAX
         ("OPTIQO_LARGE_BODY_PARSES", "0"),
         ("OPTIQO_GROUP_COMMIT", "0"),
+        ("OPTIQO_GROUP_COMMIT", "65"),
         ("OPTIQO_CITUS_DELEGATION", "yes"),
         ("OPTIQO_WEBHOOK_PREVIOUS_SECRETS", "whsec_!!notbase64"),
         ("OPTIQO_WEBHOOK_SECRET", "whsec_"),
