@@ -8,7 +8,10 @@
       4. strict JSON (jsonguard): a signed body that cannot become jsonb is kept as bytes
          by optiqoflow.record_unusable_delivery, answered 400 or 422; bodies over 1 MiB
          are checked in a worker thread, at most OPTIQO_LARGE_BODY_PARSES at once;
-      5. one call, optiqoflow.apply_webhook, with the body's bytes as they came; its
+      5. one call, optiqoflow.apply_webhook, with the body's bytes as they came (with
+         OPTIQO_GROUP_COMMIT above 1 a real-time delivery may share one
+         optiqoflow.apply_webhook_group call with others queued beside it:
+         receiver.groupcommit); its
          answer, passed on as PostgreSQL wrote it, decides 200 or 422 (on a Citus cluster
          whose apply_tenant_webhook is delegated: that call on the tenant's worker first,
          and apply_webhook only when it answers coordinator_required; receiver.citus);
