@@ -24,6 +24,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -66,7 +67,8 @@ COMPONENTS: tuple[tuple[str, str, str], ...] = (
 
 
 def _start_pyspy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
-    exe = shutil.which("py-spy")
+    # on PATH, or beside this interpreter (a virtualenv that is not activated)
+    exe = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if exe is None:
         return None
     return subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
