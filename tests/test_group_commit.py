@@ -103,6 +103,21 @@ def test_a_group_leaves_what_its_calls_one_by_one_leave(
     assert left_alone["rows"][0][1] == "a2"  # the one row left: a, at version 2
 
 
+def test_events_of_one_key_keep_their_order_whatever_the_tenant_spelling(
+    conn: Conn, tenant: str
+) -> None:
+    key = new_id()
+    braced = "{" + tenant.upper() + "}"  # a spelling PostgreSQL's uuid input accepts
+    answers = group(
+        conn,
+        [upsert(braced, rec(key, 2, title="newer")), upsert(tenant, rec(key, 1, title="older"))],
+    )
+    assert [x["status"] for x in answers] == ["applied", "stale"]
+    assert conn.execute(
+        f"SELECT title FROM optiqoflow.{TARGET} WHERE tenant_id = %s AND id = %s", (tenant, key)
+    ).fetchone() == ("newer",)
+
+
 def test_a_group_holds_real_time_events_only(conn: Conn, tenant: str) -> None:
     logs = conn.execute("SELECT count(*) FROM optiqoflow.webhook_logs").fetchone()
     for odd in (

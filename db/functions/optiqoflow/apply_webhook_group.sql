@@ -7,8 +7,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- Group commit (README "Group commit"): real-time deliveries that reached the receiver
--- while its connections were busy, applied in one transaction and one commit, in order,
--- each exactly as apply_webhook(p_payloads -> (n - 1), p_delivery_ids[n]) alone: its own
+-- while its connections were busy, applied in one transaction and one commit, each
+-- exactly as apply_webhook(p_payloads -> (n - 1), p_delivery_ids[n]) alone: its own
 -- answer, de-duplication key, log row, push log and invalidation; a refused one is kept
 -- for replay without stopping the others. No envelope row and no delivery-id suffix: the
 -- database holds afterwards what the separate calls would have left. Rows: (n, answer),
@@ -48,8 +48,9 @@ BEGIN
     FOR v_event, n IN
         SELECT x.e, x.o::integer
           FROM jsonb_array_elements(p_payloads) WITH ORDINALITY AS x(e, o)
-         ORDER BY lower(coalesce(x.e ->> 'tenant_id', x.e -> 'record' ->> 'tenant_id',
-                                 x.e -> 'old_record' ->> 'tenant_id')),
+         ORDER BY (SELECT CASE WHEN optiqoflow._is_uuid_text(t.id) THEN t.id::uuid::text ELSE t.id END
+                     FROM (SELECT coalesce(x.e ->> 'tenant_id', x.e -> 'record' ->> 'tenant_id',
+                                           x.e -> 'old_record' ->> 'tenant_id') AS id) t),  -- any spelling
                   coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.e ->> 'table'),
                            x.e ->> 'table'),
                   x.o
