@@ -27,10 +27,17 @@ from receiver_helpers import SECRET, receiver_config, serving, signed_headers, z
 from receiver.embedded import EmbeddedPostgres, free_port
 from receiver.server import CHECK_IDLE_SECONDS, WEBHOOK_PATH, Connection, Freshness
 
+# the fault tests below hold with and without group commit (README "Group commit")
+GROUP_COMMIT = pytest.mark.parametrize("group_commit", [1, 8], ids=["alone", "group commit"])
 
-async def test_database_stopped_killed_and_back(own_server: EmbeddedPostgres) -> None:
+
+@GROUP_COMMIT
+async def test_database_stopped_killed_and_back(
+    own_server: EmbeddedPostgres, group_commit: int
+) -> None:
     dsn = own_server.dsn
-    async with serving(receiver_config(dsn, pool_min=1, pool_timeout=1.0)) as ep:
+    config = receiver_config(dsn, pool_min=1, pool_timeout=1.0, group_commit=group_commit)
+    async with serving(config) as ep:
         assert (await ep.post(zone_payload(str(uuid.uuid4())))).status == 200
         assert (await ep.get("/readyz")).status == 200
 
@@ -97,11 +104,17 @@ async def test_restart_with_warm_connections_costs_one_503_then_recovers(
         assert time.monotonic() - started < 10
 
 
-async def test_a_full_pool_queues_deliveries_at_the_gate_then_503(db_dsn: str) -> None:
-    """With every connection busy, a delivery waits at the receiver's gate (counted in
-    optiqoflow_db_requests_waiting) and gets 503 with Retry-After once the pool timeout
-    has passed; the busy one still commits when it can."""
-    config = receiver_config(db_dsn, pool_min=1, pool_max=1, pool_timeout=1.0)
+@GROUP_COMMIT
+async def test_a_full_pool_queues_deliveries_at_the_gate_then_503(
+    db_dsn: str, group_commit: int
+) -> None:
+    """With every connection busy, a delivery waits at the receiver's gate, or in the
+    group-commit queue (counted in optiqoflow_db_requests_waiting either way), and gets
+    503 with Retry-After once the pool timeout has passed; the busy one still commits
+    when it can."""
+    config = receiver_config(
+        db_dsn, pool_min=1, pool_max=1, pool_timeout=1.0, group_commit=group_commit
+    )
     async with serving(config) as ep:
         tenant, key = str(uuid.uuid4()), str(uuid.uuid4())
         assert (await ep.post(zone_payload(tenant))).status == 200  # views exist
