@@ -90,8 +90,9 @@ class Cluster:
         try:
             with psycopg.connect(self.admin_dsn, autocommit=True) as c:
                 row = c.execute("SELECT pg_backend_pid()").fetchone()
-            assert row is not None
-            return psutil.Process(int(row[0])).parent()
+                assert row is not None
+                # while the connection is open: its backend exits when it closes
+                return psutil.Process(int(row[0])).parent()
         except (psutil.Error, psycopg.Error, AssertionError):
             return None
 
