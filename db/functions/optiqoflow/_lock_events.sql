@@ -17,18 +17,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(l.space, l.bucket)
        FROM (SELECT DISTINCT optiqoflow._row_lock_space(k.tenant, k.target) AS space,
                              optiqoflow._row_lock_bucket(k.id) AS bucket
-               FROM (SELECT CASE WHEN optiqoflow._is_uuid_text(x.tenant) THEN x.tenant::uuid END AS tenant,
-                            CASE WHEN optiqoflow._is_uuid_text(x.id) THEN x.id::uuid END AS id,
-                            coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.tbl),
-                                     (SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.target_table = x.tbl)) AS target
-                       FROM (SELECT coalesce(e ->> 'tenant_id', p_tenant,
-                                             e -> 'record' ->> 'tenant_id', e -> 'old_record' ->> 'tenant_id') AS tenant,
-                                    -- the row the event writes: a DELETE's old_record, else its record
-                                    CASE WHEN upper(e ->> 'type') = 'DELETE' THEN e -> 'old_record' ->> 'id'
-                                         ELSE e -> 'record' ->> 'id' END AS id,
-                                    e ->> 'table' AS tbl
-                               FROM jsonb_array_elements(p_events) AS ev(e)
-                              WHERE jsonb_typeof(e) = 'object') x) k
+               FROM optiqoflow._event_keys(p_events, p_tenant) k
               WHERE k.tenant IS NOT NULL AND k.id IS NOT NULL AND k.target IS NOT NULL) l
       ORDER BY l.space, l.bucket;
 END

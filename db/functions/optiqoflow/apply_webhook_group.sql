@@ -48,12 +48,8 @@ BEGIN
     FOR v_event, n IN
         SELECT x.e, x.o::integer
           FROM jsonb_array_elements(p_payloads) WITH ORDINALITY AS x(e, o)
-         ORDER BY (SELECT CASE WHEN optiqoflow._is_uuid_text(t.id) THEN t.id::uuid::text ELSE t.id END
-                     FROM (SELECT coalesce(x.e ->> 'tenant_id', x.e -> 'record' ->> 'tenant_id',
-                                           x.e -> 'old_record' ->> 'tenant_id') AS id) t),  -- any spelling
-                  coalesce((SELECT m.target_table FROM optiqoflow.table_mappings m WHERE m.source_table = x.e ->> 'table'),
-                           x.e ->> 'table'),
-                  x.o
+          JOIN optiqoflow._event_keys(p_payloads) k ON k.o = x.o
+         ORDER BY k.tenant NULLS FIRST, k.target NULLS FIRST, x.o   -- NULL: refused, no locks
     LOOP
         answer := optiqoflow.apply_webhook(v_event, p_delivery_ids[n]);
         RETURN NEXT;
