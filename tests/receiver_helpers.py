@@ -74,6 +74,15 @@ class Endpoint:
             return Reply(r.status, await _json(r), dict(r.headers))
 
 
+def metric(text: str, name: str) -> float:
+    """The value of one sample (`name` with its labels, as printed) in Prometheus text;
+    0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 async def _json(r: aiohttp.ClientResponse) -> Any:
     text = await r.text()
     try:

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from conftest import apply, fresh_database
-from receiver_helpers import Endpoint, receiver_config, serving, zone_payload
+from receiver_helpers import Endpoint, metric, receiver_config, serving, zone_payload
 from sync_helpers import TARGET, delete, in_opposite_orders, new_id, rec, upsert
 
 Conn = psycopg.Connection[Any]
@@ -199,11 +199,7 @@ def test_groups_adding_columns_to_two_tables_in_opposite_orders_do_not_deadlock(
 
 
 async def _metric(ep: Endpoint, name: str) -> float:
-    text = (await ep.get("/metrics")).body
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
+    return metric((await ep.get("/metrics")).body, name)
 
 
 async def _until(probe: Any, what: str, timeout: float = 15.0) -> None:

@@ -16,6 +16,7 @@ import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
+from receiver_helpers import metric
 
 from receiver import converge, simulate
 from receiver.cli import main as cli_main
@@ -120,13 +121,9 @@ async def test_chaotic_run_converges(
         async with aiohttp.ClientSession() as session:
             metrics_url = receiver_url.replace("/api/optiqo-webhook", "/metrics")
             async with session.get(metrics_url) as r:
-                metrics = dict(
-                    line.split(" ", 1)
-                    for line in (await r.text()).splitlines()
-                    if line.startswith("optiqoflow_group_commit_size_")
-                )
-        assert float(metrics["optiqoflow_group_commit_size_sum"]) > float(
-            metrics["optiqoflow_group_commit_size_count"]
+                metrics = await r.text()
+        assert metric(metrics, "optiqoflow_group_commit_size_sum") > metric(
+            metrics, "optiqoflow_group_commit_size_count"
         ), metrics
     with psycopg.connect(source_dsn, autocommit=True) as s:
         no_total = s.execute(
