@@ -174,9 +174,11 @@ class GroupCommit:
             self._drainers.add(task)
             task.add_done_callback(self._drainers.discard)
 
-    def _take(self) -> list[Queued]:
+    def _take(self, limit: int | None = None) -> list[Queued]:
+        """Up to `limit` (default: a group's size) queued deliveries, oldest first."""
+        limit = self._limit if limit is None else limit
         group: list[Queued] = []
-        while self._queue and len(group) < self._limit:
+        while self._queue and len(group) < limit:
             queued = self._queue.popleft()
             if queued.future.done():
                 continue
@@ -221,18 +223,12 @@ class GroupCommit:
             # no connection: each queued delivery tries on its own (and gets its own 503)
             if self._queue and self.on_ungrouped is not None:
                 self.on_ungrouped()
-            for queued in self._take_all():
+            for queued in self._take(len(self._queue)):
                 queued.future.set_exception(Ungrouped())
         finally:
             if started:
                 self._starting -= 1
             self._gate.release()
-
-    def _take_all(self) -> list[Queued]:
-        group = []
-        while group_part := self._take():
-            group.extend(group_part)
-        return group
 
     async def _apply(self, conn: Any, group: list[Queued]) -> None:
         try:
