@@ -135,6 +135,18 @@ class Freshness:
     def broken(self) -> None:
         self.lost_at = time.monotonic()
 
+    async def run(self, conn: Connection, work: Callable[[Connection], Awaitable[T]]) -> T:
+        """`work` on a pooled connection: when it answered, noted; when it broke, every
+        idle connection doubted."""
+        try:
+            value = await work(conn)
+        except psycopg.Error:
+            if conn.broken:  # the server went away: doubt the idle ones too
+                self.broken()
+            raise
+        conn.answered_at = time.monotonic()
+        return value
+
 
 class _JsonBody:
     """A body that passed the strict JSON check (valid UTF-8): sent to PostgreSQL as
@@ -593,23 +605,16 @@ async def _apply_group(rcv: Receiver, conn: Connection, group: Sequence[Queued])
     apply_webhook_group call. Raises on any error (the group then goes one by one)."""
     if conn.delegated:
         raise Ungrouped("Citus: a delegated connection applies one delivery at a time")
-    try:
+
+    async def call(conn: Connection) -> list[str]:
         if len(group) == 1:
-            answers = [
-                await _first_value(
-                    conn, APPLY_SQL, (_JsonBody(group[0].body), group[0].delivery_id)
-                )
-            ]
-        else:
-            bodies = _JsonBody(b"[" + b",".join(q.body for q in group) + b"]")
-            cursor = await conn.execute(GROUP_SQL, (bodies, [q.delivery_id for q in group]))
-            answers = [answer for _, answer in sorted(await cursor.fetchall())]
-    except psycopg.Error:
-        if conn.broken:  # the server went away: doubt the idle ones too
-            rcv.freshness.broken()
-        raise
-    conn.answered_at = time.monotonic()
-    return answers
+            alone = group[0]
+            return [await _first_value(conn, APPLY_SQL, (_JsonBody(alone.body), alone.delivery_id))]
+        bodies = _JsonBody(b"[" + b",".join(q.body for q in group) + b"]")
+        cursor = await conn.execute(GROUP_SQL, (bodies, [q.delivery_id for q in group]))
+        return [answer for _, answer in sorted(await cursor.fetchall())]
+
+    return await rcv.freshness.run(conn, call)
 
 
 def _rolled_back(e: BaseException) -> bool:
@@ -681,13 +686,7 @@ async def _call(
             await rcv.gate.acquire()
             try:
                 async with pool.connection() as conn:
-                    try:
-                        value = await work(conn)
-                    except psycopg.Error:
-                        if conn.broken:  # the server went away: doubt the idle ones too
-                            rcv.freshness.broken()
-                        raise
-                    conn.answered_at = time.monotonic()
+                    value = await rcv.freshness.run(conn, work)
             finally:
                 rcv.gate.release()
             return value
