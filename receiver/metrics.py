@@ -56,21 +56,21 @@ class Metrics:
             "optiqoflow_delivery_paths",
             "Deliveries the database answered, by the call that answered: direct (the one "
             "apply_webhook call), grouped (queued for group commit, then applied with the "
-            "deliveries queued beside it, or alone), worker (Citus: apply_tenant_webhook on the tenant's worker), "
-            "coordinator (Citus: apply_webhook on the coordinator).",
+            "deliveries queued beside it, or alone), worker (Citus: apply_tenant_webhook on "
+            "the tenant's worker), coordinator (Citus: apply_webhook on the coordinator).",
             ["path"],
             registry=self.registry,
         )
         self.group_size = Histogram(
             "optiqoflow_group_commit_size",
             "Deliveries applied by each call from the group-commit queue (OPTIQO_GROUP_COMMIT).",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            buckets=(1, 2, 4, 8, 16, 32, 64),  # OPTIQO_GROUP_COMMIT is at most 64
             registry=self.registry,
         )
         self.groups_ungrouped = Counter(
             "optiqoflow_group_commit_ungrouped",
-            "Groups that could not be applied as one (an error, no connection): each of "
-            "their deliveries was then applied on its own.",
+            "Groups that could not be applied as one (refused by the database as a whole, no "
+            "connection): each of their deliveries was then applied on its own.",
             registry=self.registry,
         )
         self._path_counts: dict[str, Counter] = {}
