@@ -44,6 +44,7 @@ DECLARE
     v_stale     bigint := 0;
     v_previous_mode text;
     w bigint; d bigint; s bigint;
+    v_out       record;
 BEGIN
     IF jsonb_array_length(p_records) = 1 THEN
         -- one record (every real-time change): no de-duplication or grouping to do
@@ -52,9 +53,9 @@ BEGIN
             v_records := jsonb_build_array((v_records -> 0) || jsonb_build_object('updated_at', p_occurred_at));
         END IF;
         v_keys := ARRAY(SELECT jsonb_object_keys(v_records -> 0));
-        EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', v_writer)
-           INTO w, d, s
-          USING p_tenant_id, p_table, v_records, v_keys, v_now, v_xid, p_sync_run;
+        v_out := optiqoflow_gen.call_writer(v_writer, p_tenant_id, p_table, v_records, v_keys,
+                                            v_now, v_xid, p_sync_run);
+        w := v_out._of_o_written; d := v_out._of_o_duplicate; s := v_out._of_o_stale;
         RETURN jsonb_build_object('written', w, 'duplicate', d, 'stale', s);
     END IF;
 
@@ -67,10 +68,10 @@ BEGIN
        AND (p_info ->> 'versioned')::boolean THEN
         -- what _analyse_records saw (p_info): one key set, no id twice, every record
         -- versioned - a FULL_SYNC batch as a source sends it: one statement, no passes
-        EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', v_writer)
-           INTO w, d, s
-          USING p_tenant_id, p_table, p_records, ARRAY(SELECT jsonb_array_elements_text(p_info -> 'keys')),
-                v_now, v_xid, p_sync_run;
+        v_out := optiqoflow_gen.call_writer(v_writer, p_tenant_id, p_table, p_records,
+                                            ARRAY(SELECT jsonb_array_elements_text(p_info -> 'keys')),
+                                            v_now, v_xid, p_sync_run);
+        w := v_out._of_o_written; d := v_out._of_o_duplicate; s := v_out._of_o_stale;
         PERFORM set_config('plan_cache_mode', v_previous_mode, true);
         RETURN jsonb_build_object('written', w, 'duplicate', d, 'stale', s);
     END IF;
@@ -90,9 +91,9 @@ BEGIN
                   FROM jsonb_array_elements(v_records) AS r(e)) g
          GROUP BY ks
     LOOP
-        EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', v_writer)
-           INTO w, d, s
-          USING p_tenant_id, p_table, v_group, v_keys, v_now, v_xid, p_sync_run;
+        v_out := optiqoflow_gen.call_writer(v_writer, p_tenant_id, p_table, v_group, v_keys,
+                                            v_now, v_xid, p_sync_run);
+        w := v_out._of_o_written; d := v_out._of_o_duplicate; s := v_out._of_o_stale;
         v_written := v_written + w;
         v_duplicate := v_duplicate + d;
         v_stale := v_stale + s;

@@ -28,6 +28,7 @@ DECLARE
     v_written  bigint;
     v_duplicate bigint;
     v_stale    bigint;
+    v_out      record;
 BEGIN
     IF p_tenant_id IS NULL THEN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
@@ -73,10 +74,12 @@ BEGIN
         IF to_regproc(format('optiqoflow_gen.%I', v_writer)) IS NULL THEN
             v_writer := optiqoflow._writer(v_mapping.target_table, v_columns);   -- generated on first use
         END IF;
-        EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', v_writer)
-           INTO v_written, v_duplicate, v_stale
-          USING p_tenant_id, v_mapping.target_table, v_records, v_keys,
-                now(), v_xid, NULL::bigint;
+        -- a static call of the table's current writer: nothing parsed or planned per event
+        v_out := optiqoflow_gen.call_writer(v_writer, p_tenant_id, v_mapping.target_table, v_records,
+                                            v_keys, now(), v_xid, NULL::bigint);
+        v_written := v_out._of_o_written;
+        v_duplicate := v_out._of_o_duplicate;
+        v_stale := v_out._of_o_stale;
         IF v_written > 0 THEN
             -- tracking: one read; _track_columns only when a non-null key is not tracked yet
             SELECT tca.columns INTO v_tracked

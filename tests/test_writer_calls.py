@@ -1,0 +1,157 @@
+"""Every caller runs a generated writer through optiqoflow_gen.call_writer, which calls
+each table's current writer statically (no EXECUTE, so nothing is parsed or planned per
+real-time delivery) and any other writer through EXECUTE. It is regenerated with every
+new writer, in the same transaction; these tests hold it to that: the current writer is
+named after the first delivery and after a new column, a writer it does not name still
+runs, and two sessions making writers at once do not trip over one another.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from typing import Any
+
+import psycopg
+from conftest import apply
+from sync_helpers import TARGET, new_id, rec, upsert
+
+Conn = psycopg.Connection[Any]
+
+ARGS = "(text, uuid, text, jsonb, text[], timestamptz, xid8, bigint)"
+
+
+def _switched(c: Conn) -> set[str]:
+    """The writer names call_writer calls statically."""
+    row = c.execute(
+        f"SELECT pg_get_functiondef('optiqoflow_gen.call_writer{ARGS}'::regprocedure)"
+    ).fetchone()
+    assert row is not None
+    return set(re.findall(r"WHEN '([^']+)' THEN", row[0]))
+
+
+def _current_writer(c: Conn, table: str) -> str:
+    row = c.execute(
+        "SELECT optiqoflow._writer_name(%s, optiqoflow._columns(%s))", (table, table)
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _writers(c: Conn, table: str) -> set[str]:
+    return {
+        str(r[0])
+        for r in c.execute(
+            "SELECT proname FROM pg_proc WHERE pronamespace = 'optiqoflow_gen'::regnamespace "
+            "AND proname LIKE %s",
+            (table + "\\_%",),
+        )
+    }
+
+
+def _new_key() -> str:
+    return "f_" + uuid.uuid4().hex[:12]
+
+
+def test_a_migrated_database_has_the_switch_and_no_writer(conn: Conn) -> None:
+    assert _switched(conn) == set()
+    assert _writers(conn, TARGET) == set()
+
+
+def test_the_first_delivery_names_its_tables_writer(conn: Conn, tenant: str) -> None:
+    answer = apply(conn, upsert(tenant, rec(new_id(), 1, title="first")))
+    assert answer["status"] == "applied", answer
+    current = _current_writer(conn, TARGET)
+    assert _writers(conn, TARGET) == {current}
+    assert _switched(conn) == {current}
+
+
+def test_a_new_column_switches_to_the_new_writer(conn: Conn, tenant: str) -> None:
+    apply(conn, upsert(tenant, rec(new_id(), 1, title="first")))
+    old = _current_writer(conn, TARGET)
+    key = _new_key()
+    id_ = new_id()
+    answer = apply(conn, upsert(tenant, rec(id_, 2, **{key: "x"})))
+    assert answer["status"] == "applied" and answer["added_columns"] == [key], answer
+    new = _current_writer(conn, TARGET)
+    assert new != old and _writers(conn, TARGET) == {old, new}
+    assert _switched(conn) == {new}
+    # the fast path after the change: through the new writer, the new column included
+    answer = apply(conn, upsert(tenant, rec(id_, 3, **{key: "y"}), op="UPDATE"))
+    assert answer["status"] == "applied", answer
+    assert conn.execute(
+        f'SELECT "{key}" FROM optiqoflow.{TARGET} WHERE tenant_id = %s AND id = %s', (tenant, id_)
+    ).fetchone() == ("y",)
+
+
+def test_a_writer_the_switch_does_not_name_still_runs(conn: Conn, tenant: str) -> None:
+    """A session still holding an older column list calls an older writer: EXECUTE runs
+    it, with the same outcome as a static call."""
+    apply(conn, upsert(tenant, rec(new_id(), 1, title="first")))
+    old = _current_writer(conn, TARGET)
+    apply(conn, upsert(tenant, rec(new_id(), 2, **{_new_key(): "x"})))
+    assert old not in _switched(conn)
+    id_ = new_id()
+    call = (
+        "SELECT * FROM optiqoflow_gen.call_writer(%s, %s, %s, %s::jsonb, %s, now(), "
+        "pg_current_xact_id(), NULL)"
+    )
+    record = json.dumps([{"id": id_, "updated_at": "2026-01-01T00:05:00Z", "title": "old writer"}])
+    present = ["id", "updated_at", "title"]
+    assert conn.execute(call, (old, tenant, TARGET, record, present)).fetchone() == (1, 0, 0)
+    assert conn.execute(call, (old, tenant, TARGET, record, present)).fetchone() == (0, 1, 0)
+    assert conn.execute(
+        f"SELECT title FROM optiqoflow.{TARGET} WHERE tenant_id = %s AND id = %s", (tenant, id_)
+    ).fetchone() == ("old writer",)
+
+
+def test_two_sessions_making_writers_at_once_both_land(db_dsn: str, tenant: str) -> None:
+    """Writers of two tables made in two open transactions: the second regeneration waits
+    for the first commit (an advisory lock; concurrent CREATE OR REPLACE of one function
+    would fail) and then names both writers."""
+    with psycopg.connect(db_dsn) as first, psycopg.connect(db_dsn) as second:
+        other_source, other_target = first.execute(
+            "SELECT source_table, target_table FROM optiqoflow.table_mappings "
+            "WHERE target_table <> %s ORDER BY 1 LIMIT 1",
+            (TARGET,),
+        ).fetchone() or ("", "")
+        assert apply(first, upsert(tenant, rec(new_id(), 1, title="a")))["status"] == "applied"
+        pid = first.execute("SELECT pg_backend_pid()").fetchone()
+        outcome: dict[str, Any] = {}
+
+        def push_other() -> None:
+            # another tenant too: nothing but the switch's lock is shared with `first`
+            payload = {"type": "INSERT", "table": other_source, "tenant_id": str(uuid.uuid4()),
+                       "record": rec(new_id(), 1)}  # fmt: skip
+            try:
+                outcome["answer"] = apply(second, payload)
+                second.commit()
+            except psycopg.Error as e:  # pragma: no cover - reported below
+                outcome["error"] = e
+
+        t = threading.Thread(target=push_other)
+        t.start()
+        with psycopg.connect(db_dsn, autocommit=True) as watcher:
+            waited = False
+            for _ in range(200):  # up to 10 s for the second session to queue behind us
+                row = watcher.execute(
+                    "SELECT count(*) FROM pg_locks l, optiqoflow._lock_key('ddl/call_writer') k "
+                    "WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objsubid = 1 "
+                    "AND l.classid::bigint = (k >> 32) & 4294967295 "
+                    "AND l.objid::bigint = k & 4294967295 AND l.pid <> %s",
+                    (pid[0] if pid else 0,),
+                ).fetchone()
+                if row and row[0] > 0:
+                    waited = True
+                    break
+                threading.Event().wait(0.05)
+        first.commit()
+        t.join(30)
+        assert not t.is_alive()
+        assert "error" not in outcome, outcome
+        assert outcome["answer"]["status"] == "applied", outcome
+        assert waited, "the second session never waited for the switch's lock"
+    with psycopg.connect(db_dsn) as c:
+        assert _switched(c) == {_current_writer(c, TARGET), _current_writer(c, other_target)}
