@@ -155,3 +155,24 @@ def test_two_sessions_making_writers_at_once_both_land(db_dsn: str, tenant: str)
         assert waited, "the second session never waited for the switch's lock"
     with psycopg.connect(db_dsn) as c:
         assert _switched(c) == {_current_writer(c, TARGET), _current_writer(c, other_target)}
+
+
+def test_the_generated_functions_may_be_dropped_and_come_back(conn: Conn, tenant: str) -> None:
+    """README: optiqoflow_gen is safe to drop: the next delivery makes what it needs."""
+    apply(conn, upsert(tenant, rec(new_id(), 1, title="first")))
+    for (signature,) in conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p "
+        "WHERE p.pronamespace = 'optiqoflow_gen'::regnamespace"
+    ).fetchall():
+        conn.execute(f"DROP FUNCTION {signature}")
+    id_ = new_id()
+    assert apply(conn, upsert(tenant, rec(id_, 2, title="real-time")))["status"] == "applied"
+    assert _switched(conn) == {_current_writer(conn, TARGET)}
+    conn.execute(f"DROP FUNCTION optiqoflow_gen.call_writer{ARGS}")
+    batch = {"type": "FULL_SYNC", "table": "adhoc_work_orders", "tenant_id": tenant, "offset": 0,
+             "records": [rec(id_, 3, title="batch"), rec(new_id(), 3, title="batch")]}  # fmt: skip
+    assert apply(conn, batch)["status"] == "applied"
+    assert _switched(conn) == {_current_writer(conn, TARGET)}
+    assert conn.execute(
+        f"SELECT title FROM optiqoflow.{TARGET} WHERE tenant_id = %s AND id = %s", (tenant, id_)
+    ).fetchone() == ("batch",)

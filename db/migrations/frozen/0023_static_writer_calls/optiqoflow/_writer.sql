@@ -8,7 +8,8 @@ AS $$
 -- on first use. It holds the version-checked upsert of _write_records as static SQL, so
 -- PostgreSQL plans it once per session instead of once per delivery. A table whose
 -- columns change gets a new writer under a new name; old ones are left in place (a
--- session may still be calling one) and cost nothing.
+-- session may still be calling one) and cost nothing. Any of them, and call_writer,
+-- may be dropped by hand: the next delivery that needs one makes it again.
 --
 -- What it runs, for records of one key set (p_present: the columns they carry):
 --   one record: read the stored version (and, when none, the tombstone), then UPDATE or
@@ -30,7 +31,8 @@ DECLARE
     v_data     text[];
     v_previous text;
 BEGIN
-    IF to_regproc(format('optiqoflow_gen.%I', v_name)) IS NOT NULL THEN
+    IF to_regproc(format('optiqoflow_gen.%I', v_name)) IS NOT NULL
+       AND to_regproc('optiqoflow_gen.call_writer') IS NOT NULL THEN
         RETURN v_name;
     END IF;
     PERFORM optiqoflow._valid_target(p_table);
@@ -186,6 +188,9 @@ $gen$,
                               p_table, array_to_string(p_columns, ', ')));
         EXECUTE format('REVOKE ALL ON FUNCTION optiqoflow_gen.%I FROM PUBLIC', v_name);
         PERFORM optiqoflow._generate_call_writer();   -- call_writer calls it statically
+    ELSIF NOT EXISTS (SELECT FROM pg_proc p
+                       WHERE p.pronamespace = 'optiqoflow_gen'::regnamespace AND p.proname = 'call_writer') THEN
+        PERFORM optiqoflow._generate_call_writer();   -- dropped by hand: made again
     END IF;
     PERFORM set_config('lock_timeout', v_previous, true);
     RETURN v_name;

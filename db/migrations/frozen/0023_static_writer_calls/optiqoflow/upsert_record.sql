@@ -71,7 +71,8 @@ BEGIN
             v_xid := optiqoflow._tenant_xid(p_tenant_id);
         END IF;
         v_writer := optiqoflow._writer_name(v_mapping.target_table, v_columns);
-        IF to_regproc(format('optiqoflow_gen.%I', v_writer)) IS NULL THEN
+        IF to_regproc(format('optiqoflow_gen.%I', v_writer)) IS NULL
+           OR to_regproc('optiqoflow_gen.call_writer') IS NULL THEN
             v_writer := optiqoflow._writer(v_mapping.target_table, v_columns);   -- generated on first use
         END IF;
         -- a static call of the table's current writer: nothing parsed or planned per event
