@@ -11,7 +11,7 @@ optiqoflow.sensor_readings: "alone" (only what step 1 writes), 10k, 100k and 1M 
    then VACUUM ANALYZE and CHECKPOINT.
 2. Measured in turn, database after database in a rotating order, so that the machine's
    drift hits every size alike (a first round is an unmeasured warm-up): per-event latency
-   at concurrency 1 (half INSERTs of new rows, half UPDATEs of random existing rows of 8
+   at concurrency 1 (taken in five slices, size after size, within each repetition) (half INSERTs of new rows, half UPDATEs of random existing rows of 8
    tenants), throughput at concurrency 8, and a sweep of each sweep tenant (FULL_SYNC with
    total and sync_id, batches of 500, every row at a newer version, so the batch that
    completes the run scans the tenant's rows for removals).
@@ -57,6 +57,7 @@ SOURCE = "sensor_readings"
 COPY_COLUMNS = ("tenant_id", "id", "sensor_id", "room_id", "measured_at", "visitor_count",
                 "occupancy_pct", "battery_pct", "created_at", "updated_at")
 SWEEP_BATCH = 500
+LAT_SLICES = 5  # each repetition's latency sample, per size, in this many interleaved slices
 REGEN_BOUND_MS = 100.0  # stated bound: one tenant's 21 views rebuilt, 21,000 views around (a delivery can afford it)
 KEEP_IDS = 5000  # existing ids remembered per event tenant (UPDATE targets)
 
@@ -152,9 +153,9 @@ class Level:
     sweeps: dict[str, list[float]] = field(default_factory=lambda: {"small": [], "large": []})
 
 
-def _latency(lr: LoadResult) -> dict[str, float]:
-    return {"p50": percentile(lr.latencies, 50) * 1000, "p99": percentile(lr.latencies, 99) * 1000,
-            "mean": sum(lr.latencies) / len(lr.latencies) * 1000}
+def _latency(latencies: list[float]) -> dict[str, float]:
+    return {"p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000,
+            "mean": sum(latencies) / len(latencies) * 1000}
 
 
 def _prepare(cl: Cluster, label: str, target: int, sweep_rows: dict[str, list[records.Record]],
@@ -203,8 +204,17 @@ def run(cl: Cluster, quick: bool, reps: int) -> tuple[str, dict[str, Any]]:
         # machine's drift hits all sizes alike
         for rep in range(reps + 1):
             k = rep % len(all_levels)
-            for lv in all_levels[k:] + all_levels[:k]:
-                lat = _latency(_load(lv.server, lv.work.make(n_lat), 1))
+            order = all_levels[k:] + all_levels[:k]
+            # the latency sample of each size is taken in LAT_SLICES slices, size after
+            # size, so that a few seconds of the machine's drift fall on every size alike
+            # instead of on whichever was being measured (the verdict is a spread of ~2 ms
+            # medians, most of each the commit's WAL flush)
+            taken: dict[str, list[float]] = {lv.label: [] for lv in order}
+            for _ in range(LAT_SLICES):
+                for lv in order:
+                    taken[lv.label] += _load(lv.server, lv.work.make(n_lat // LAT_SLICES), 1).latencies
+            for lv in order:
+                lat = _latency(taken[lv.label])
                 rate = _load(lv.server, lv.work.make(n_tput), 8).rate
                 sw = {}
                 for kind, t in (("small", small), ("large", large)):
@@ -229,7 +239,7 @@ def run(cl: Cluster, quick: bool, reps: int) -> tuple[str, dict[str, Any]]:
         for rep in range(reps):
             pair = [(big, with_views), (ref, ref_again)]
             for lv, sink in pair if rep % 2 == 0 else pair[::-1]:
-                sink.append(_latency(_load(lv.server, lv.work.make(n_lat), 1)))
+                sink.append(_latency(_load(lv.server, lv.work.make(n_lat), 1).latencies))
     finally:
         for lv in all_levels:
             lv.server.stop()
