@@ -1,6 +1,6 @@
 """static writer calls
 
-Frozen function copies: optiqoflow/_generate_call_writer.sql, optiqoflow/_write_records.sql, optiqoflow/_writer.sql, optiqoflow/upsert_record.sql
+Frozen function copies: optiqoflow/_generate_call_writer.sql, optiqoflow/_write_records.sql, optiqoflow/_writer.sql, optiqoflow/distribute.sql, optiqoflow/upsert_record.sql
 
 Revision ID: 0023_static_writer_calls
 Revises: 0022_one_reading_of_event_keys
