@@ -11,8 +11,9 @@ optiqoflow.sensor_readings: "alone" (only what step 1 writes), 10k, 100k and 1M 
    then VACUUM ANALYZE and CHECKPOINT.
 2. Measured in turn, database after database in a rotating order, so that the machine's
    drift hits every size alike (a first round is an unmeasured warm-up): per-event latency
-   at concurrency 1 (taken in five slices, size after size, within each repetition) (half INSERTs of new rows, half UPDATEs of random existing rows of 8
-   tenants), throughput at concurrency 8, and a sweep of each sweep tenant (FULL_SYNC with
+   at concurrency 1 (half INSERTs of new rows, half UPDATEs of random existing rows of 8
+   tenants; each size's sample taken in five slices, size after size, within each
+   repetition), throughput at concurrency 8, and a sweep of each sweep tenant (FULL_SYNC with
    total and sync_id, batches of 500, every row at a newer version, so the batch that
    completes the run scans the tenant's rows for removals).
 3. Views, in the 1M-row database: tracking rows for 1,000 new tenants x 21 tables are
