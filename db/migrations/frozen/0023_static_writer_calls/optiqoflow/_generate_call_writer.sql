@@ -1,4 +1,4 @@
-CREATE OR REPLACE FUNCTION optiqoflow._generate_call_writer()
+CREATE OR REPLACE FUNCTION optiqoflow._generate_call_writer(p_wait boolean DEFAULT true)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -8,21 +8,35 @@ AS $$
 -- table's current writer (the one for its columns now), so a real-time delivery runs
 -- its table's writer without EXECUTE, i.e. without parsing and planning a statement per
 -- delivery (~10% of the database's CPU per event, BENCHMARKS.md); any other writer
--- name (one made for columns a table had before, until this runs again) goes through
--- EXECUTE, so a call is never wrong, only slower.
--- Run by _writer after it generates a writer, in the same transaction (so every session
--- sees a writer and the switch that names it together), and by the migration that
--- introduced it. Serialised by an advisory lock: concurrent CREATE OR REPLACE of one
--- function would fail. Returns the names it switches on, comma-separated.
+-- name goes through EXECUTE, so a call is never wrong, only slower.
+-- Serialised by an advisory lock (concurrent CREATE OR REPLACE of one function would
+-- fail). _writer runs it after generating a writer, in the same transaction, with
+-- p_wait false: when another transaction holds the lock it returns NULL at once instead
+-- of waiting (that transaction may hold another table's DDL lock which this one wants
+-- next: waiting could deadlock), and the new writer is then called through EXECUTE until
+-- the first such call, which sees that it is its table's current writer and runs this
+-- again (see the ELSE branch below). p_wait true (the default: the migration that
+-- introduced it, a DBA, a dropped switch) waits for the lock. Returns the names it
+-- switches on, comma-separated, or NULL when it did not run.
 DECLARE
     v_names    text[];
     v_dynamic  text := $d$
         EXECUTE format('SELECT * FROM optiqoflow_gen.%I($1, $2, $3, $4, $5, $6, $7)', _of_a_writer)
            INTO _of_r
-          USING _of_a_tenant, _of_a_table, _of_a_records, _of_a_present, _of_a_now, _of_a_xid, _of_a_run;$d$;
+          USING _of_a_tenant, _of_a_table, _of_a_records, _of_a_present, _of_a_now, _of_a_xid, _of_a_run;
+        -- the current writer of its table, not named here: made by a transaction that
+        -- could not regenerate this switch (see optiqoflow._generate_call_writer)
+        IF _of_a_writer = optiqoflow._writer_name(_of_a_table, optiqoflow._columns(_of_a_table))
+           AND current_setting('optiqoflow.ddl_forbidden', true) IS DISTINCT FROM 'on' THEN
+            PERFORM optiqoflow._generate_call_writer(false);
+        END IF;$d$;
     v_body     text;
 BEGIN
-    PERFORM pg_advisory_xact_lock(optiqoflow._lock_key('ddl/call_writer'));
+    IF p_wait THEN
+        PERFORM pg_advisory_xact_lock(optiqoflow._lock_key('ddl/call_writer'));
+    ELSIF NOT pg_try_advisory_xact_lock(optiqoflow._lock_key('ddl/call_writer')) THEN
+        RETURN NULL;
+    END IF;
     -- a new snapshot after the lock: writers generated meanwhile by other sessions
     SELECT array_agg(w.name ORDER BY w.name) INTO v_names
       FROM (SELECT optiqoflow._writer_name(m.target_table, optiqoflow._columns(m.target_table)) AS name
@@ -63,6 +77,6 @@ $gen$, v_body);
 END
 $$;
 
-COMMENT ON FUNCTION optiqoflow._generate_call_writer() IS
-    'Internal: (re)generates optiqoflow_gen.call_writer, which runs a generated writer by name with a static call for each target table''s current writer (EXECUTE for any other); run by _writer after generating a writer. Returns the names it switches on.';
-REVOKE ALL ON FUNCTION optiqoflow._generate_call_writer() FROM PUBLIC;
+COMMENT ON FUNCTION optiqoflow._generate_call_writer(boolean) IS
+    'Internal: (re)generates optiqoflow_gen.call_writer, which runs a generated writer by name with a static call for each target table''s current writer (EXECUTE for any other); run by _writer after generating a writer (p_wait false: skipped when another transaction is regenerating it, and redone by the first EXECUTE of a current writer). Returns the names it switches on, or NULL when it did not run.';
+REVOKE ALL ON FUNCTION optiqoflow._generate_call_writer(boolean) FROM PUBLIC;
