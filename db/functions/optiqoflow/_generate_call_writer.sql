@@ -15,9 +15,10 @@ AS $$
 -- of waiting (that transaction may hold another table's DDL lock which this one wants
 -- next: waiting could deadlock), and the new writer is then called through EXECUTE until
 -- the first such call, which sees that it is its table's current writer and runs this
--- again (see the ELSE branch below). p_wait true (the default: the migration that
--- introduced it, a DBA, a dropped switch) waits for the lock. Returns the names it
--- switches on, comma-separated, or NULL when it did not run.
+-- again (see the ELSE branch below). It waits for the lock when p_wait is true (the
+-- default: the migration that introduced it, a DBA) and whenever there is no
+-- call_writer at all (dropped by hand: no caller could run a writer without it).
+-- Returns the names it switches on, comma-separated, or NULL when it did not run.
 DECLARE
     v_names    text[];
     v_dynamic  text := $d$
@@ -32,7 +33,7 @@ DECLARE
         END IF;$d$;
     v_body     text;
 BEGIN
-    IF p_wait THEN
+    IF p_wait OR to_regproc('optiqoflow_gen.call_writer') IS NULL THEN
         PERFORM pg_advisory_xact_lock(optiqoflow._lock_key('ddl/call_writer'));
     ELSIF NOT pg_try_advisory_xact_lock(optiqoflow._lock_key('ddl/call_writer')) THEN
         RETURN NULL;
@@ -78,5 +79,5 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._generate_call_writer(boolean) IS
-    'Internal: (re)generates optiqoflow_gen.call_writer, which runs a generated writer by name with a static call for each target table''s current writer (EXECUTE for any other); run by _writer after generating a writer (p_wait false: skipped when another transaction is regenerating it, and redone by the first EXECUTE of a current writer). Returns the names it switches on, or NULL when it did not run.';
+    'Internal: (re)generates optiqoflow_gen.call_writer, which runs a generated writer by name with a static call for each target table''s current writer (EXECUTE for any other); run by _writer after generating a writer (p_wait false: skipped when another transaction is regenerating an existing one, and redone by the first EXECUTE of a current writer). Returns the names it switches on, or NULL when it did not run.';
 REVOKE ALL ON FUNCTION optiqoflow._generate_call_writer(boolean) FROM PUBLIC;
