@@ -81,32 +81,22 @@ class EventSource:
         self.tenants = tenants
         self.n = 0
 
-    def make(self, count: int) -> list[Request]:
-        out = []
-        for _ in range(count):
-            self.n += 1
-            tenant = self.tenants[self.n % len(self.tenants)]
-            at = records.BASE_TIME + timedelta(milliseconds=self.n)
-            rec = records.sensor_reading(self.rng, tenant, at)
-            out.append(signed({"type": "INSERT", "table": SOURCE, "tenant_id": tenant,
-                               "record": rec, "occurred_at": rec["updated_at"]}))
-        return out
+    def payload(self) -> dict[str, Any]:
+        """The next INSERT payload: the next tenant in turn, a version 1 ms newer."""
+        self.n += 1
+        tenant = self.tenants[self.n % len(self.tenants)]
+        at = records.BASE_TIME + timedelta(milliseconds=self.n)
+        rec = records.sensor_reading(self.rng, tenant, at)
+        return {"type": "INSERT", "table": SOURCE, "tenant_id": tenant,
+                "record": rec, "occurred_at": rec["updated_at"]}  # fmt: skip
 
+    def make(self, count: int) -> list[Request]:
+        return [signed(self.payload()) for _ in range(count)]
 
     def make_batches(self, count: int, size: int) -> list[Request]:
         """`count` events as BATCH envelopes of `size` events each (README "Batch envelope")."""
-        out = []
-        for _ in range(count // size):
-            events = []
-            for _ in range(size):
-                self.n += 1
-                tenant = self.tenants[self.n % len(self.tenants)]
-                at = records.BASE_TIME + timedelta(milliseconds=self.n)
-                rec = records.sensor_reading(self.rng, tenant, at)
-                events.append({"type": "INSERT", "table": SOURCE, "tenant_id": tenant,
-                               "record": rec, "occurred_at": rec["updated_at"]})
-            out.append(signed({"type": "BATCH", "events": events}))
-        return out
+        return [signed({"type": "BATCH", "events": [self.payload() for _ in range(size)]})
+                for _ in range(count // size)]  # fmt: skip
 
 
 BATCH = 50  # events per envelope in the "ours, batched" runs

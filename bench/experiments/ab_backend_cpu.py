@@ -22,24 +22,13 @@ import json
 import random
 import statistics
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import psycopg
 
-from bench import records
+from bench.realtime import EventSource
 
 CHUNK = 300
-
-
-def _events(rng: random.Random, tenants: list[str], start: int, count: int) -> list[dict[str, Any]]:
-    out = []
-    for n in range(start, start + count):
-        tenant = tenants[n % len(tenants)]
-        rec = records.sensor_reading(rng, tenant, records.BASE_TIME + timedelta(milliseconds=n))
-        out.append({"type": "INSERT", "table": "sensor_readings", "tenant_id": tenant,
-                    "record": rec, "occurred_at": rec["updated_at"]})  # fmt: skip
-    return out
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -67,19 +56,16 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=6, help="events per group (1: apply_webhook)")
     ap.add_argument("--rounds", type=int, default=16)
     args = ap.parse_args()
-    rng = random.Random(1)
-    tenants = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(16)]
-    start = random.randrange(10**9)  # new ids and versions on every run
+    # new tenants, so new ids, on every run: the databases can be reused
+    source = EventSource([str(uuid.uuid4()) for _ in range(16)], seed=random.randrange(2**32))
     conns = {"A": psycopg.connect(args.dsn_a), "B": psycopg.connect(args.dsn_b)}
     pids = {k: int(c.info.backend_pid) for k, c in conns.items()}
     for c in conns.values():  # warm-up: writers, plans, caches
-        _apply(c, _events(rng, tenants, start, 300), args.group)
-        start += 300
+        _apply(c, [source.payload() for _ in range(300)], args.group)
     per_event: dict[str, list[float]] = {"A": [], "B": []}
     for r in range(args.rounds):
         for k in ("A", "B") if r % 2 == 0 else ("B", "A"):
-            events = _events(rng, tenants, start, CHUNK)
-            start += CHUNK
+            events = [source.payload() for _ in range(CHUNK)]
             t0 = _cpu_seconds(pids[k])
             _apply(conns[k], events, args.group)
             per_event[k].append((_cpu_seconds(pids[k]) - t0) / CHUNK * 1e6)
