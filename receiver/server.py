@@ -602,7 +602,8 @@ async def _grouped(
 async def _apply_group(rcv: Receiver, conn: Connection, group: Sequence[Queued]) -> list[str]:
     """The answers (as text, in order) of queued deliveries applied on `conn` in one
     call and one commit: one alone is the contract's apply_webhook call, more are one
-    apply_webhook_group call. Raises on any error (the group then goes one by one)."""
+    apply_webhook_group call. Raises on any error: the group then goes one by one when
+    nothing of it can have committed (_rolled_back), else the error is every member's."""
     if conn.delegated:
         raise Ungrouped("Citus: a delegated connection applies one delivery at a time")
 
