@@ -25,5 +25,5 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check receiver tests bench
+	$(BIN)/ruff check receiver operations simulator db tests bench
 	$(BIN)/mypy

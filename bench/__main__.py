@@ -67,7 +67,7 @@ def run_at(rev: str, argv: list[str]) -> int:
         archive = subprocess.run(["git", "-C", str(common.REPO), "archive", full],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-        (src / "optiqoflow_db").symlink_to("db")  # what receiver.paths looks for first
+        (src / "optiqoflow_db").symlink_to("db")  # the package name of db/, as installed
         shutil.rmtree(src / "bench", ignore_errors=True)
         shutil.copytree(Path(__file__).resolve().parent, src / "bench",
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -80,7 +80,7 @@ def run_at(rev: str, argv: list[str]) -> int:
 def header(cl: common.Cluster, argv: list[str]) -> str:
     m = common.machine()
     settings = cl.settings()
-    server = "embedded PostgreSQL (receiver.embedded)" if cl.embedded else "the server named by --dsn"
+    server = "embedded PostgreSQL (operations.embedded)" if cl.embedded else "the server named by --dsn"
     return "\n".join([
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `python -m bench {os.environ.get('BENCH_ARGV') or ' '.join(argv)}`\n",
         f"- code measured: {source()}",

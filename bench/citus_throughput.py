@@ -6,7 +6,7 @@
 --single: a PostgreSQL database migrated to head; deliveries are the receiver's one call,
 `SELECT optiqoflow.apply_webhook($1::jsonb, $2)`.
 --citus: the coordinator of a Citus cluster, migrated and `optiqoflow.distribute()`d;
-deliveries take the receiver's two-step path (receiver.citus.apply_delivery: the
+deliveries take the receiver's two-step path (receiver.citus.apply, the receiver's own code: the
 delegated apply_tenant_webhook on the tenant's worker, apply_webhook on the coordinator
 when it answers coordinator_required).
 Either may be left out. Each repetition runs both, one after the other (the order
@@ -24,6 +24,7 @@ each figure per target, and the ratio of the Citus median to the single-node med
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import threading
@@ -34,21 +35,42 @@ from typing import Any
 
 import psycopg
 
-from receiver.citus import apply_delivery
+from receiver import citus as two_step
+from receiver.citus import payload_tenant
+from receiver.database import ADAPTERS, APPLY_SQL, Connection, JsonBody, first_value
 
-APPLY = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)"
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 COLUMNS = {"title": "t", "status": "open", "priority": 2}
 
 
-def deliver(conn: psycopg.Connection[Any], payload: dict[str, Any], citus: bool) -> str:
-    body = json.dumps(payload)
-    if citus:
-        answer, path = apply_delivery(conn, body, payload, str(uuid.uuid4()))
+class Caller:
+    """One autocommit connection of the receiver's kind, with an event loop of its own
+    (one per thread): deliveries go through the receiver's own code."""
+
+    def __init__(self, dsn: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.conn = self.loop.run_until_complete(
+            Connection.connect(dsn, autocommit=True, cursor_factory=psycopg.AsyncRawCursor,
+                               context=ADAPTERS)
+        )
+
+    def __enter__(self) -> Caller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.run_until_complete(self.conn.close())
+        self.loop.close()
+
+
+def deliver(c: Caller, payload: dict[str, Any], citus: bool) -> str:
+    body, key = JsonBody(json.dumps(payload).encode()), str(uuid.uuid4())
+    tenant = payload_tenant(payload)
+    if citus and tenant is not None:
+        text, path = c.loop.run_until_complete(two_step.apply(c.conn, tenant, body, key))
     else:
-        row = psycopg.RawCursor(conn).execute(APPLY, (body, str(uuid.uuid4()))).fetchone()
-        assert row is not None
-        answer, path = row[0], "direct"
+        text = c.loop.run_until_complete(first_value(c.conn, APPLY_SQL, (body, key)))
+        path = "coordinator" if citus else "direct"
+    answer = json.loads(text)
     assert answer["status"] in ("applied", "duplicate", "stale"), answer
     return path
 
@@ -70,7 +92,7 @@ def one_round(dsn: str, citus: bool, a: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     lock = threading.Lock()
 
-    with psycopg.connect(dsn, autocommit=True) as c:  # warm-up: views, tracking
+    with Caller(dsn) as c:  # warm-up: views, tracking
         for t in tenants:
             for r in rows[t]:
                 deliver(
@@ -89,7 +111,7 @@ def one_round(dsn: str, citus: bool, a: argparse.Namespace) -> dict[str, Any]:
     def events(i: int) -> None:
         local: dict[str, int] = {}
         spent: list[float] = []
-        with psycopg.connect(dsn, autocommit=True) as c:
+        with Caller(dsn) as c:
             for k in range(per_conn):
                 t = tenants[(i + k * a.conns) % len(tenants)]
                 r = rows[t][k % len(rows[t])]
@@ -117,7 +139,7 @@ def one_round(dsn: str, citus: bool, a: argparse.Namespace) -> dict[str, Any]:
     latencies.sort()
 
     def full_sync(i: int) -> None:
-        with psycopg.connect(dsn, autocommit=True) as c:
+        with Caller(dsn) as c:
             for t in tenants[i :: a.conns]:
                 ids = [str(uuid.uuid4()) for _ in range(a.records)]
                 at = (BASE + timedelta(days=30)).isoformat()

@@ -2,13 +2,13 @@
 processes (our receiver and the baselines), a signed-request load generator, counters
 (DDL, function statistics, CPU, RSS) and Markdown output.
 
-PostgreSQL: by default an embedded PostgreSQL 18 (`receiver.embedded`) in a temporary
+PostgreSQL: by default an embedded PostgreSQL 18 (`operations.embedded`) in a temporary
 folder, fsync on, synchronous_commit on, defaults otherwise; or `--dsn` naming an
 existing server (a superuser DSN: databases are created from a migrated template and
 dropped afterwards). Every benchmark database has `track_functions = all`.
 
 Servers under test run in processes of their own, never in the load generator's event
-loop: `python -m receiver.cli serve` (ours), `python -m bench.baselines ceiling|naive`.
+loop: `python -m operations.cli serve` (ours), `python -m bench.baselines ceiling|naive`.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from typing import Any
 import aiohttp
 import psutil
 import psycopg
+from optiqoflow_db import migrate
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from receiver import migrate
-from receiver.embedded import EmbeddedPostgres, free_port, start_embedded
+from operations.embedded import EmbeddedPostgres, free_port, start_embedded
 
 SECRET = "bench-secret-of-reasonable-length-0123456789"
 WEBHOOK_PATH = "/api/optiqo-webhook"
@@ -408,12 +408,12 @@ def _env(dsn: str, port: int, extra: dict[str, str] | None = None) -> dict[str, 
 
 def ours(dsn: str, workdir: Path, tag: str = "ours", env: dict[str, str] | None = None,
          name: str = "ours") -> ServerProcess:
-    """The receiver under test: `python -m receiver.cli serve`, its JSON log to a file;
+    """The receiver under test: `python -m operations.cli serve`, its JSON log to a file;
     `env`: settings beside the benchmark's (e.g. OPTIQO_GROUP_COMMIT)."""
     port = free_port()
     return ServerProcess(
         name,
-        [sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "operations.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         _env(dsn, port, env),
         workdir / f"{tag}-{port}.log",
     )

@@ -1,4 +1,4 @@
-"""Where deliveries wait for a connection: the receiver's gate (receiver.groupcommit.Gate, a
+"""Where deliveries wait for a connection: the receiver's gate (receiver.database.Gate, a
 counter of the pool's size, with a FIFO of waiters, in front of the pool) against waiting in
 psycopg_pool's own queue.
 
@@ -28,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bench import records
 from bench.common import POOL_MAX, Cluster, Spread, table
-from receiver.groupcommit import Gate
+from receiver.database import Gate
 
 CONCURRENCY = 32
 TENANTS = 16

@@ -18,19 +18,27 @@ payload is refused and logged by `apply_webhook` on the coordinator anyway.
 On plain PostgreSQL and on the coordinator `apply_tenant_webhook` is `apply_webhook`, so
 this path is correct everywhere; it is only faster on a cluster. The receiver takes it
 where `delegation_registered` says Citus delegates the call (OPTIQO_CITUS_DELEGATION);
-elsewhere it makes its one `apply_webhook` call per delivery.
+elsewhere it makes its one `apply_webhook` call per delivery. `apply` is the one
+implementation of the two steps; tests and benchmarks use it too.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
 import psycopg
 
+from receiver.answers import first_line
+from receiver.database import APPLY_SQL, Connection, JsonBody, first_value
+
+log = logging.getLogger("optiqoflow.receiver")
+
+# Citus delegates only a bare call (no cast around it): its jsonb answer is read as text
+# by the loader of receiver.database.ADAPTERS
 APPLY_TENANT_SQL = "SELECT optiqoflow.apply_tenant_webhook($1::uuid, $2::jsonb, $3)"
-APPLY_SQL = "SELECT optiqoflow.apply_webhook($1::jsonb, $2)"
 COORDINATOR_REQUIRED = "coordinator_required"
 
 _ENTRY_POINT = "optiqoflow.apply_tenant_webhook(uuid, jsonb, text)"
@@ -103,20 +111,49 @@ def payload_tenant(payload: Any) -> str | None:
     return None
 
 
-def apply_delivery(
-    conn: psycopg.Connection[Any], body: str, payload: Any, delivery_id: str | None
-) -> tuple[dict[str, Any], str]:
-    """Apply one delivery (body: its JSON text) on an autocommit connection; returns
-    (apply_webhook's answer, path) with path "worker" or "coordinator"."""
-    cur = psycopg.RawCursor(conn)  # $n placeholders, server-side parameters
-    tenant = payload_tenant(payload)
-    if tenant is not None:
-        row = cur.execute(APPLY_TENANT_SQL, (tenant, body, delivery_id)).fetchone()
-        assert row is not None
-        answer: dict[str, Any] = row[0]
-        if not is_coordinator_required(answer):
-            return answer, "worker"
-    row = cur.execute(APPLY_SQL, (body, delivery_id)).fetchone()
-    assert row is not None
-    return row[0], "coordinator"
+async def apply(
+    conn: Connection, tenant: str, body: JsonBody, delivery_id: str | None
+) -> tuple[Any, str]:
+    """The two steps on an autocommit connection: apply_tenant_webhook, run by the worker
+    that owns `tenant` in one round trip; when it answers coordinator_required (it wrote
+    nothing), apply_webhook on the coordinator. Returns (the answer as text, "worker" |
+    "coordinator")."""
+    text = await first_value(conn, APPLY_TENANT_SQL, (tenant, body, delivery_id))
+    if not is_coordinator_required(text):
+        return text, "worker"
+    return await first_value(conn, APPLY_SQL, (body, delivery_id)), "coordinator"
 
+
+class Delegation:
+    """The pool's `configure` (OPTIQO_CITUS_DELEGATION): decide once per new connection
+    whether its deliveries take the two-step path (`auto`: apply_tenant_webhook is
+    registered as a Citus distributed function there; `on`: always). Logs each change."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.logged: bool | None = None  # the last state logged
+
+    async def configure(self, conn: Connection) -> None:
+        if self.mode == "on":
+            conn.delegated = True
+            return
+        try:
+            conn.delegated = await delegation_registered(conn)
+        except psycopg.OperationalError:
+            raise  # the connection is unusable: the pool discards it and tries again
+        except psycopg.Error as e:  # e.g. no right to read Citus's catalog
+            conn.delegated = False
+            if self.logged is not False:
+                log.warning(
+                    "cannot tell whether Citus delegates apply_tenant_webhook (%s): "
+                    "one apply_webhook call per delivery",
+                    first_line(e),
+                )
+        if self.logged is not conn.delegated:
+            self.logged = conn.delegated
+            if conn.delegated:
+                log.info(
+                    "Citus: apply_tenant_webhook is delegated; deliveries go to the "
+                    "tenant's worker first",
+                    extra={"fields": {"citus_delegation": True}},
+                )

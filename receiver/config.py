@@ -80,7 +80,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "OPTIQO_GROUP_COMMIT",
         "1",
         "Group commit: most real-time deliveries applied by one database call and one "
-        "commit. 1: every delivery is its own `apply_webhook` call (CONTRACT section 1). "
+        "commit. 1: every delivery is its own `apply_webhook` call. "
         "Above 1, at most 64: real-time deliveries (INSERT, UPDATE, DELETE) queue, and a "
         "connection applies up to this many queued ones together with "
         "`optiqoflow.apply_webhook_group`, each with its own answer and rows, none answered "

@@ -1,10 +1,4 @@
-"""Where deliveries wait for a database connection, and group commit.
-
-Gate: at most the pool's size of deliveries hold or wait for a connection at a time; the
-rest wait here, in arrival order, for at most the pool timeout (then PoolTimeout: 503).
-psycopg_pool's own queue costs each waiting request a task and a timer (asyncio.wait_for);
-with more deliveries in flight than connections that was 30-60 µs of the receiver's CPU
-per delivery (BENCHMARKS.md).
+"""Group commit: several real-time deliveries in one database call and one commit.
 
 GroupCommit (OPTIQO_GROUP_COMMIT > 1, README "Group commit"): real-time deliveries join
 a queue instead of each waiting for a connection of its own. A drainer holding one
@@ -28,68 +22,19 @@ connection lost during the call) is every member's answer, as it would be alone:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from receiver.database import APPLY_SQL, Connection, Freshness, Gate, JsonBody, first_value
 
-class Gate:
-    """A counting gate of the pool's size, first come first served, with a timeout."""
-
-    def __init__(self, size: int, timeout: float) -> None:
-        self._free = size
-        self._timeout = timeout
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        # called when a slot comes free and nobody waits here (group commit's queue)
-        self.on_free: Callable[[], None] | None = None
-
-    @property
-    def waiting(self) -> int:
-        """Deliveries waiting here (metrics: requests_waiting)."""
-        return len(self._waiters)
-
-    def try_acquire(self) -> bool:
-        """Take a slot if one is free and nobody waits for it."""
-        if self._free > 0 and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def acquire(self) -> None:
-        if self.try_acquire():  # a connection is free: no wait, no timer
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await waiter
-        except BaseException as e:
-            if waiter.done() and not waiter.cancelled():
-                if isinstance(e, TimeoutError):
-                    return  # the slot was handed over just as the time ran out: keep it
-                self.release()  # handed over as this delivery was cancelled: pass it on
-                raise
-            waiter.cancel()
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
-            if isinstance(e, TimeoutError):
-                raise PoolTimeout(f"no connection free within {self._timeout:g} s") from None
-            raise
-
-    def release(self) -> None:
-        """Hand the slot to the first waiter, else free it (and tell on_free)."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._free += 1
-        if self.on_free is not None:
-            self.on_free()
+# queued deliveries, $1 a JSON array of their bodies
+GROUP_SQL = "SELECT n, answer FROM optiqoflow.apply_webhook_group($1::jsonb, $2::text[])"
+REAL_TIME = ("INSERT", "UPDATE", "DELETE")  # the types a group may hold
 
 
 class Ungrouped(Exception):
@@ -257,3 +202,39 @@ class GroupCommit:
         for queued in group:
             if not queued.future.done():
                 queued.future.set_exception(error)
+
+
+def joins(group: GroupCommit | None, operation: str | None) -> bool:
+    """Whether a delivery of this `type` goes through group commit."""
+    return group is not None and str(operation or "").upper() in REAL_TIME
+
+
+def rolled_back(e: BaseException) -> bool:
+    """Whether a failed group call certainly committed nothing: PostgreSQL reported an
+    error (a SQLSTATE), so its one autocommit statement was rolled back; or it was never
+    sent. A lost connection leaves it open: no member is applied again then."""
+    return isinstance(e, Ungrouped) or (isinstance(e, psycopg.Error) and e.sqlstate is not None)
+
+
+def apply_group(freshness: Freshness) -> GroupWork:
+    """The work of a drainer: the answers (as text, in order) of queued deliveries
+    applied on one connection in one call and one commit: one alone is the plain
+    apply_webhook call, more are one apply_webhook_group call. Raises on any error: the
+    group then goes one by one when nothing of it can have committed (`rolled_back`),
+    else the error is every member's."""
+
+    async def work(conn: Connection, group: Sequence[Queued]) -> list[str]:
+        if conn.delegated:
+            raise Ungrouped("Citus: a delegated connection applies one delivery at a time")
+
+        async def call(conn: Connection) -> list[str]:
+            if len(group) == 1:
+                alone = group[0]
+                return [await first_value(conn, APPLY_SQL, (JsonBody(alone.body), alone.delivery_id))]
+            bodies = JsonBody(b"[" + b",".join(q.body for q in group) + b"]")
+            cursor = await conn.execute(GROUP_SQL, (bodies, [q.delivery_id for q in group]))
+            return [answer for _, answer in sorted(await cursor.fetchall())]
+
+        return await freshness.run(conn, call)
+
+    return work

@@ -25,11 +25,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from optiqoflow_db import migrate
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from receiver import migrate
-from receiver.embedded import EmbeddedPostgres, start_embedded
+from operations.embedded import EmbeddedPostgres, start_embedded
 
 
 def _docker_answers() -> bool:

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from receiver.app import WEBHOOK_PATH, make_app, runner_options
 from receiver.config import Config
-from receiver.server import WEBHOOK_PATH, make_app, runner_options
 from receiver.signatures import sign_plain, sign_standard
 
 SECRET = "receiver-test-secret"

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from receiver import cli
-from receiver.chartdeps import ChartSQLError, sync_dependencies, tables_read
+from operations import cli
+from operations.chartdeps import ChartSQLError, sync_dependencies, tables_read
 
 SYNCED = {
     "work_orders", "attendance_events", "zones", "customers", "sites", "floors", "rooms",

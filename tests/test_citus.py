@@ -9,6 +9,7 @@ without the extension there, they skip and say why.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -21,11 +22,12 @@ from typing import Any
 import psycopg
 import psycopg.sql
 import pytest
+from optiqoflow_db import migrate
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from receiver_helpers import receiver_config, serving, zone_payload
 
-from receiver import migrate
-from receiver.citus import apply_delivery, payload_tenant
+from receiver import citus, database
+from receiver.citus import payload_tenant
 
 CITUS_DSN = os.environ.get("OPTIQOFLOW_CITUS_DSN")
 NIL = "00000000-0000-0000-0000-000000000000"
@@ -58,7 +60,24 @@ def cc(cluster: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 def deliver(c: psycopg.Connection[Any], payload: dict[str, Any], delivery_id: str | None = None) -> tuple[dict[str, Any], str]:
-    return apply_delivery(c, json.dumps(payload), payload, delivery_id or str(uuid.uuid4()))
+    """One delivery as the receiver makes it on a cluster (receiver.citus.apply: the
+    tenant's worker first); (the answer, "worker" | "coordinator")."""
+    body = database.JsonBody(json.dumps(payload).encode())
+    key = delivery_id or str(uuid.uuid4())
+    tenant = payload_tenant(payload)
+
+    async def run() -> tuple[Any, str]:
+        conn = await database.Connection.connect(
+            c.info.dsn, autocommit=True, cursor_factory=psycopg.AsyncRawCursor,
+            context=database.ADAPTERS,
+        )
+        async with conn:
+            if tenant is None:
+                return await database.first_value(conn, database.APPLY_SQL, (body, key)), "coordinator"
+            return await citus.apply(conn, tenant, body, key)
+
+    text, path = asyncio.run(run())
+    return json.loads(text), path
 
 
 def rec(rid: str, at: str, **cols: Any) -> dict[str, Any]:

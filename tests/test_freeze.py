@@ -9,9 +9,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from optiqoflow_db import db_root, migrate
+from optiqoflow_db.migrations import freeze
 
-from receiver import cli, freeze, migrate
-from receiver.paths import db_root
+from operations import cli
 
 
 @pytest.fixture

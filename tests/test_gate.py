@@ -1,4 +1,4 @@
-"""The gate where deliveries wait for a connection (receiver.groupcommit.Gate): first come
+"""The gate where deliveries wait for a connection (receiver.database.Gate): first come
 first served, a wait past the pool timeout is PoolTimeout (503), and no slot is ever lost
 to a timeout or a cancellation."""
 
@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from psycopg_pool import PoolTimeout
 
-from receiver.groupcommit import Gate
+from receiver.database import Gate
 
 
 async def _holds(gate: Gate, order: list[int], n: int, hold: asyncio.Event) -> None:

@@ -1,12 +1,16 @@
 """Alembic owns the schema; db/functions is the only source of a function.
 
 Drift is caught three ways: a source file that differs from its latest frozen copy, a
-migrated database whose functions differ from the sources, and a function in our
-schemas that has no source file (or the reverse).
+migrated database whose functions (definition, comment, privileges) differ from the
+sources, and a function in our schemas that has no source file (or the reverse). A
+database of the pre-release history is adopted by the baseline only at that history's
+head with its functions untouched.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,14 +19,17 @@ from typing import Any
 
 import psycopg
 import pytest
+from optiqoflow_db import functions_dir, migrate
+from optiqoflow_db.migrations import freeze
 
-from receiver import freeze, migrate
-from receiver.paths import functions_dir
+from operations import cli
 
 OUR_SCHEMAS = ("optiqoflow", "tenants", "public")
 
 FUNCTIONS_SQL = """
-SELECT n.nspname || '/' || p.proname AS key, pg_get_functiondef(p.oid) AS def
+SELECT n.nspname || '/' || p.proname AS key,
+       pg_get_functiondef(p.oid) || E'\\n-- comment: ' || coalesce(obj_description(p.oid, 'pg_proc'), '(none)')
+           || E'\\n-- acl: ' || coalesce(p.proacl::text, '(default)') AS def
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = ANY(%s)
    AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
@@ -50,10 +57,30 @@ def test_migrated_database_matches_sources(db_dsn: str) -> None:
         migrated = _functions(c)
         sources = {key.removesuffix(".sql") for key in freeze.source_files()}
         assert set(migrated) == sources, "functions without a source file, or the reverse"
+        # forget what the migration gave beyond the files: every grant, every comment
+        for signature, grantee in c.execute(GRANTS_SQL, (list(OUR_SCHEMAS),)).fetchall():
+            c.execute(  # type: ignore[call-overload]
+                f"REVOKE ALL ON FUNCTION {signature} FROM {grantee}"
+            )
+        for signature in {sig for sig, _ in c.execute(GRANTS_SQL, (list(OUR_SCHEMAS),))}:
+            c.execute(f"COMMENT ON FUNCTION {signature} IS NULL")  # type: ignore[call-overload]
         for path in freeze.source_files().values():
             c.execute(path.read_text())  # type: ignore[call-overload]
-        assert _functions(c) == migrated, "a migrated function differs from its source file"
+        assert _functions(c) == migrated, (
+            "a migrated function differs from its source file (body, comment or privileges)"
+        )
         c.rollback()
+
+
+# (function, grantee) for every privilege on our functions, the owner's own left out
+GRANTS_SQL = """
+SELECT p.oid::regprocedure::text,
+       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace,
+       LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+ WHERE n.nspname = ANY(%s) AND a.grantee <> p.proowner
+   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
+"""
 
 
 def test_downgrade_base_then_upgrade_head(empty_db_dsn: str) -> None:
@@ -139,6 +166,74 @@ def test_wheel_carries_sql_and_migrations(tmp_path: Path) -> None:
     for key in freeze.source_files():
         assert f"optiqoflow_db/functions/{key}" in names
     assert "optiqoflow_db/migrations/env.py" in names
-    assert "optiqoflow_db/migrations/versions/0001_schema.sql" in names
+    assert "optiqoflow_db/migrations/versions/0001_baseline.sql" in names
+    assert "optiqoflow_db/migrations/pre_release.json" in names
     assert any(n.startswith("optiqoflow_db/migrations/frozen/") for n in names)
-    assert "receiver/cli.py" in names
+    for module in ("receiver/app.py", "operations/cli.py", "simulator/simulate.py"):
+        assert module in names
+    assert "simulator/optiqo_source_schema.sql" in names
+
+
+# --- the pre-release history ---------------------------------------------------------
+
+
+@pytest.fixture
+def pre_release_db(db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database as the pre-release head left it: at 0023_static_writer_calls, its
+    functions those that db/migrations/pre_release.json describes (here: this database's
+    own, written into a copy of db/ that the code under test reads)."""
+    copy = tmp_path / "db"
+    shutil.copytree(functions_dir().parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("OPTIQOFLOW_DB_DIR", str(copy))
+    history = json.loads((copy / "migrations" / "pre_release.json").read_text())
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        history["functions"] = dict(c.execute(migrate._LIVE_FUNCTIONS).fetchall())
+        c.execute("UPDATE public.alembic_version SET version_num = %s", (history["head"],))
+    (copy / "migrations" / "pre_release.json").write_text(json.dumps(history))
+    return db_dsn
+
+
+def _revision(dsn: str) -> Any:
+    with psycopg.connect(dsn) as c:
+        return c.execute("SELECT version_num FROM public.alembic_version").fetchall()
+
+
+def test_the_pre_release_head_is_stamped_to_the_baseline_and_keeps_its_data(
+    pre_release_db: str,
+) -> None:
+    with psycopg.connect(pre_release_db, autocommit=True) as c:
+        c.execute(
+            "SELECT optiqoflow.apply_webhook(%s::jsonb)",
+            (json.dumps({"type": "INSERT", "table": "zones", "tenant_id": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+                         "record": {"id": "0b9f3a56-5d4e-4c3b-9a1e-0f6e2d4c8b7a", "name": "Hall",
+                                    "updated_at": "2026-01-01T00:00:00Z"}}),),
+        )
+    migrate.upgrade(pre_release_db)
+    assert _revision(pre_release_db) == [(migrate.head_revision(),)]
+    with psycopg.connect(pre_release_db) as c:
+        assert c.execute("SELECT name FROM optiqoflow.zones").fetchall() == [("Hall",)]
+
+
+def test_a_pre_release_head_with_changed_functions_is_refused_in_one_line(
+    pre_release_db: str,
+) -> None:
+    with psycopg.connect(pre_release_db, autocommit=True) as c:
+        c.execute("CREATE FUNCTION public.hand_made() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    with pytest.raises(migrate.MigrationError) as refused:
+        migrate.upgrade(pre_release_db)
+    assert "1 of its functions differ" in str(refused.value)
+    assert "public.hand_made()" in str(refused.value) and "\n" not in str(refused.value)
+    assert _revision(pre_release_db) == [("0023_static_writer_calls",)]
+
+
+def test_another_pre_release_revision_is_told_what_to_do(
+    pre_release_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(pre_release_db, autocommit=True) as c:
+        c.execute("UPDATE public.alembic_version SET version_num = '0017_group_commit'")
+    monkeypatch.setenv("DATABASE_URL", pre_release_db)
+    assert cli.main(["migrate"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "pre-release revision 0017_group_commit" in err and "0023_static_writer_calls" in err
+    assert _revision(pre_release_db) == [("0017_group_commit",)]

@@ -2,7 +2,7 @@
 replay / status / reconcile commands.
 
 Everything runs against a real PostgreSQL; the commands run in-process through
-`receiver.cli.main`, with DATABASE_URL pointing at the test's database.
+`operations.cli.main`, with DATABASE_URL pointing at the test's database.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import pytest
 from conftest import apply, fresh_database
 from psycopg.rows import dict_row
 
-from receiver import cli, simsource
+from operations import cli
+from simulator import source as simsource
 
 Conn = psycopg.Connection[Any]
 SOURCE = "adhoc_work_orders"

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from receiver_helpers import Endpoint, receiver_config, serving, zone_payload
 
-from receiver import citus, server
+from receiver import citus, database
 
 PATHS = "optiqoflow_delivery_paths_total"
 
@@ -31,14 +31,14 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every statement run on the receiver's pooled connections, in order (the pool's
     empty liveness checks left out)."""
     seen: list[str] = []
-    original = server.Connection.execute
+    original = database.Connection.execute
 
-    async def execute(self: server.Connection, query: Any, *args: Any, **kwargs: Any) -> Any:
+    async def execute(self: database.Connection, query: Any, *args: Any, **kwargs: Any) -> Any:
         if query != "":
             seen.append(str(query))
         return await original(self, query, *args, **kwargs)
 
-    monkeypatch.setattr(server.Connection, "execute", execute)
+    monkeypatch.setattr(database.Connection, "execute", execute)
     yield seen
 
 
@@ -74,8 +74,8 @@ async def test_plain_postgres_gets_one_apply_webhook_call_per_delivery(
     replies = [await auto.post(p) for p in deliveries(tenant)]
     assert [r.status for r in replies] == [200, 200, 200, 200, 422, 422], [r.body for r in replies]
     assert [r.body["status"] for r in replies[:4]] == ["applied"] * 4
-    assert statements == [server.APPLY_SQL] * 6
-    assert server.APPLY_SQL == "SELECT optiqoflow.apply_webhook($1::jsonb, $2)::text"
+    assert statements == [database.APPLY_SQL] * 6
+    assert database.APPLY_SQL == "SELECT optiqoflow.apply_webhook($1::jsonb, $2)::text"
     text = (await auto.get("/metrics")).body
     assert f'{PATHS}{{path="direct"}} 7.0' in text
     assert 'path="worker"' not in text and 'path="coordinator"' not in text
@@ -85,7 +85,7 @@ async def test_off_runs_no_check_at_all(db_dsn: str, statements: list[str]) -> N
     async with serving(receiver_config(db_dsn, citus_delegation="off")) as ep:
         reply = await ep.post(zone_payload(str(uuid.uuid4())))
     assert reply.status == 200
-    assert statements == [server.APPLY_SQL]
+    assert statements == [database.APPLY_SQL]
 
 
 # --- the two-step path, forced on ----------------------------------------------------------
@@ -132,7 +132,7 @@ async def test_forced_two_step_path_answers_from_the_worker_call(
     assert (first.status, first.body["status"], first.body["tenant_id"]) == (200, "applied", tenant)
     assert (refused.status, refused.body["sqlstate"]) == (422, "OF001")
     assert (no_tenant.status, no_tenant.body["sqlstate"]) == (422, "OF002")
-    assert statements == [server.APPLY_TENANT_SQL, server.APPLY_TENANT_SQL, server.APPLY_SQL]
+    assert statements == [citus.APPLY_TENANT_SQL, citus.APPLY_TENANT_SQL, database.APPLY_SQL]
     assert f'{PATHS}{{path="worker"}} 2.0' in text
     assert f'{PATHS}{{path="coordinator"}} 1.0' in text  # no readable tenant: never delegated
 
@@ -149,7 +149,7 @@ async def test_coordinator_required_is_repeated_as_apply_webhook(
         text = (await ep.get("/metrics")).body
     assert (reply.status, reply.body["status"], reply.body["rows"]) == (200, "applied", 1)
     assert again.status == 200
-    assert statements == [server.APPLY_TENANT_SQL, server.APPLY_SQL] * 2
+    assert statements == [citus.APPLY_TENANT_SQL, database.APPLY_SQL] * 2
     assert count_of(db_dsn, "test_tenant_calls") == 2
     assert f'{PATHS}{{path="coordinator"}} 2.0' in text
     assert 'optiqoflow_deliveries_total{operation="INSERT",status="applied",table="zones"} 2.0' in text

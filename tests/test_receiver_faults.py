@@ -24,8 +24,9 @@ import psycopg
 import pytest
 from receiver_helpers import SECRET, receiver_config, serving, signed_headers, zone_payload
 
-from receiver.embedded import EmbeddedPostgres, free_port
-from receiver.server import CHECK_IDLE_SECONDS, WEBHOOK_PATH, Connection, Freshness
+from operations.embedded import EmbeddedPostgres, free_port
+from receiver.app import WEBHOOK_PATH
+from receiver.database import CHECK_IDLE_SECONDS, Connection, Freshness
 
 # the fault tests below hold with and without group commit (README "Group commit")
 GROUP_COMMIT = pytest.mark.parametrize("group_commit", [1, 8], ids=["alone", "group commit"])
@@ -230,7 +231,7 @@ def start_serve(tmp_path: Path) -> Iterator[Any]:
             [
                 sys.executable,
                 "-m",
-                "receiver.cli",
+                "operations.cli",
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -294,7 +295,7 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     env = serve_env()
     del env["OPTIQO_WEBHOOK_SECRET"]
     done = subprocess.run(
-        [sys.executable, "-m", "receiver.cli", "serve"],
+        [sys.executable, "-m", "operations.cli", "serve"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

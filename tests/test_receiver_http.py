@@ -31,8 +31,9 @@ from receiver_helpers import (
     zone_payload,
 )
 
-from receiver import server
-from receiver.server import WEBHOOK_PATH, is_transient
+from receiver import body as receiver_body
+from receiver.answers import is_transient
+from receiver.app import WEBHOOK_PATH
 from receiver.signatures import sign_plain
 
 INVALID = {"error": "invalid signature"}
@@ -437,11 +438,11 @@ async def test_large_bodies_are_checked_a_few_at_a_time(
     (each parse takes ~10x the body in memory); smaller bodies do not wait for them."""
     checking, most = 0, 0
     lock = threading.Lock()
-    real_checked = server._checked
+    real_checked = receiver_body.checked
 
     def slow_checked(body: bytes) -> dict[str, Any]:
         nonlocal checking, most
-        if len(body) <= server.PARSE_IN_THREAD_BYTES:
+        if len(body) <= receiver_body.PARSE_IN_THREAD_BYTES:
             return real_checked(body)
         with lock:
             checking += 1
@@ -460,7 +461,7 @@ async def test_large_bodies_are_checked_a_few_at_a_time(
         # would wait for until its check passes)
         warm = zone_payload(str(uuid.uuid4()), name="warm-up", padding="x")
         assert (await ep.post(warm)).status == 200
-        monkeypatch.setattr(server, "_checked", slow_checked)
+        monkeypatch.setattr(receiver_body, "checked", slow_checked)
         tenant = str(uuid.uuid4())
         padding = "x" * (1024 * 1024 + 1)
         started = time.monotonic()
@@ -488,11 +489,11 @@ async def test_a_large_body_is_applied_while_checked_and_committed_only_if_it_pa
     transaction: the check's verdict decides between COMMIT and ROLLBACK. Here the check
     waits until the apply is done and its transaction is open, then refuses the body (a
     key twice, deep inside): 400 with the body kept, and nothing of it committed."""
-    real_checked = server._checked
+    real_checked = receiver_body.checked
     seen_open = threading.Event()
 
     def check_after_the_apply(body: bytes) -> Any:
-        if len(body) > server.PARSE_IN_THREAD_BYTES:
+        if len(body) > receiver_body.PARSE_IN_THREAD_BYTES:
             with psycopg.connect(db_dsn, autocommit=True) as c:
                 for _ in range(200):
                     if c.execute(
@@ -506,7 +507,7 @@ async def test_a_large_body_is_applied_while_checked_and_committed_only_if_it_pa
 
     config = receiver_config(db_dsn, max_body_bytes=4 * 1024 * 1024)
     async with serving(config) as ep:
-        monkeypatch.setattr(server, "_checked", check_after_the_apply)
+        monkeypatch.setattr(receiver_body, "checked", check_after_the_apply)
         tenant = str(uuid.uuid4())
         padding = "x" * (1024 * 1024 + 1)
         good = zone_payload(tenant, name="large-ok", padding=padding)

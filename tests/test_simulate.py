@@ -18,11 +18,11 @@ import pytest
 from aiohttp import web
 from receiver_helpers import metric
 
-from receiver import converge, simulate
-from receiver.cli import main as cli_main
+from operations.cli import main as cli_main
+from operations.embedded import EmbeddedPostgres, free_port
+from receiver.app import make_app
 from receiver.config import Config
-from receiver.embedded import EmbeddedPostgres, free_port
-from receiver.server import make_app
+from simulator import converge, simulate
 from tests.conftest import fresh_database
 
 SECRET = "sim-secret-\u00e4\u00f6"  # non-ASCII on purpose: the key is its UTF-8 bytes
@@ -191,7 +191,7 @@ def test_normalise_compares_values_not_spellings() -> None:
 def test_schedule_is_reproducible(source_dsn: str) -> None:
     """The same seed gives the same workload and the same delivery plan, whatever the
     run id (which only names tenants, event ids and delivery ids)."""
-    from receiver import simsource
+    from simulator import source as simsource
 
     def plan(run_id: str) -> list[tuple[Any, ...]]:
         opts = simulate.SimOptions(

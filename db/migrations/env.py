@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 
 from alembic import context
+from optiqoflow_db.migrate import sqlalchemy_url
 from sqlalchemy import create_engine, pool
-
-from receiver.migrate import sqlalchemy_url
 
 config = context.config
 

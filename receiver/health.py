@@ -1,0 +1,66 @@
+"""GET /healthz (the process is alive), /readyz (the database answers and is migrated to
+the head this package ships) and /metrics (Prometheus text format)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import psycopg
+from aiohttp import hdrs, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from receiver.database import READY_SQL
+from receiver.state import POOL, RECEIVER
+
+log = logging.getLogger("optiqoflow.receiver")
+
+READY_TIMEOUT = 2.0  # seconds /readyz waits for a connection
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def handle_readyz(request: web.Request) -> web.Response:
+    rcv = request.app[RECEIVER]
+    try:
+        expected = rcv.expected_revision or _head_revision()
+    except Exception:
+        log.exception("cannot determine the migrations' head revision")
+        return web.json_response({"status": "not ready", "reason": "no head revision"}, status=503)
+    rcv.expected_revision = expected
+    try:
+        async with request.app[POOL].connection(
+            timeout=min(READY_TIMEOUT, rcv.config.pool_timeout)
+        ) as conn:
+            cursor = await conn.execute(READY_SQL)
+            found = sorted(str(row[0]) for row in await cursor.fetchall())
+            conn.answered_at = time.monotonic()
+    except psycopg.errors.UndefinedTable:
+        found = []
+    except psycopg.Error as e:
+        reason = f"database unreachable: {e.sqlstate or e.__class__.__name__}"
+        return web.json_response({"status": "not ready", "reason": reason}, status=503)
+    if found != [expected]:
+        return web.json_response(
+            {
+                "status": "not ready",
+                "reason": "database not migrated to head",
+                "database_revision": found,
+                "expected_revision": expected,
+            },
+            status=503,
+        )
+    return web.json_response({"status": "ready", "revision": expected})
+
+
+def _head_revision() -> str:
+    from optiqoflow_db.migrate import head_revision  # alembic: loaded on first use only
+
+    return str(head_revision())
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    data = generate_latest(request.app[RECEIVER].metrics.registry)
+    return web.Response(body=data, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})

@@ -1,0 +1,33 @@
+"""What the handlers of one receiver app share, under aiohttp AppKeys."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
+
+from receiver.config import Config
+from receiver.database import Freshness, Gate
+from receiver.groupcommit import GroupCommit
+from receiver.metrics import Metrics
+from receiver.signatures import Verifier
+
+
+@dataclass
+class Receiver:
+    """Built by make_app; the pool is added under POOL when the app starts."""
+
+    config: Config
+    verifier: Verifier
+    metrics: Metrics
+    large_parses: asyncio.Semaphore
+    freshness: Freshness
+    gate: Gate
+    group: GroupCommit | None = None  # OPTIQO_GROUP_COMMIT > 1
+    expected_revision: str | None = None
+
+
+RECEIVER = web.AppKey("receiver", Receiver)
+POOL = web.AppKey("pool", AsyncConnectionPool)
