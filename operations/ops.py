@@ -9,7 +9,7 @@ the same from psql:
   `--dry-run`);
 - `status`: the view `optiqoflow.sync_health`;
 - `reconcile`: `optiqoflow.table_fingerprint(tenant, table)` against the same fingerprint
-  computed on the source database (`SOURCE_FINGERPRINT_SQL`).
+  computed on the source database (the query `optiqoflow.fingerprint_query` defines).
 
 The database is `DATABASE_URL`, as for `migrate`.
 """
@@ -29,21 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
-
-# The fingerprint of one source table, per tenant: the same expression as
-# optiqoflow.table_fingerprint (db/functions/optiqoflow/table_fingerprint.sql), grouped by
-# tenant so one scan of the source table serves every tenant.
-SOURCE_FINGERPRINT_SQL = """\
-SELECT tenant_id,
-       count(*)::bigint AS row_count,
-       coalesce(sum(('x' || left(md5(id::text || '|' ||
-           to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')), 16))::bit(64)::bigint), 0)::numeric
-           AS checksum
-  FROM optiqo.{table}
- WHERE {tenant_filter}
- GROUP BY tenant_id"""
 
 RESOLVED = ("applied", "duplicate", "stale")
 
@@ -444,18 +430,21 @@ class Reconciliation:
 
 
 def source_fingerprints(
-    source: psycopg.Connection[Any], source_table: str, tenants: Sequence[str] | None
+    target: psycopg.Connection[Any],
+    source: psycopg.Connection[Any],
+    source_table: str,
+    tenants: Sequence[str] | None,
 ) -> dict[str, tuple[int, Decimal]]:
-    """tenant -> (row_count, checksum) of one source table (schema optiqo)."""
-    query = sql.SQL(SOURCE_FINGERPRINT_SQL).format(
-        table=sql.Identifier(source_table),
-        tenant_filter=sql.SQL("tenant_id = ANY (%(tenants)s::uuid[])" if tenants else "true"),
-    )
+    """tenant -> (row_count, checksum) of one source table (schema optiqo), by the query
+    that optiqoflow.fingerprint_query on the target defines: the one formula."""
+    row = target.execute(
+        "SELECT optiqoflow.fingerprint_query('optiqo', %s)", (source_table,)
+    ).fetchone()
+    assert row is not None
+    cursor = psycopg.RawCursor(source)  # the query's parameter is $1
     return {
         str(tenant): (int(count), Decimal(checksum))
-        for tenant, count, checksum in source.execute(
-            query, {"tenants": list(tenants)} if tenants else None
-        )
+        for tenant, count, checksum in cursor.execute(row[0], (list(tenants) if tenants else None,))
     }
 
 
@@ -482,7 +471,7 @@ def reconcile(
         if exists is None or exists[0] is None:
             result.missing_on_source.append(source_table)
             continue
-        src = source_fingerprints(source, source_table, tenants)
+        src = source_fingerprints(target, source, source_table, tenants)
         known = {
             str(t)
             for (t,) in target.execute(

@@ -30,12 +30,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-SOURCE_FINGERPRINT = """
-SELECT count(*)::bigint,
-       coalesce(sum(('x' || left(md5(id::text || '|' ||
-           to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')), 16))::bit(64)::bigint), 0)::numeric
-  FROM optiqo.{} WHERE tenant_id = %s
-"""
+from operations.ops import source_fingerprints
 
 
 def normalise(value: Any) -> Any:
@@ -292,10 +287,9 @@ def _check_table(
             rep.differing += 1
             rep.note(f"differs: tenant {key[0]} id {key[1]}: " + "; ".join(diffs[:4]), limit)
 
+    fingerprints = source_fingerprints(tgt, src, table, [str(t) for t in tenants])
     for tenant in tenants:
-        s = src.execute(
-            sql.SQL(SOURCE_FINGERPRINT).format(sql.Identifier(table)), (tenant,)
-        ).fetchone()
+        s = fingerprints.get(str(tenant), (0, Decimal(0)))
         t = tgt.execute(
             "SELECT row_count, checksum FROM optiqoflow.table_fingerprint(%s, %s)", (tenant, target)
         ).fetchone()
