@@ -38,16 +38,28 @@ from typing import Any
 import aiohttp
 import psutil
 import psycopg
-from optiqoflow_db import migrate
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from operations.embedded import EmbeddedPostgres, free_port, start_embedded
+try:
+    from optiqoflow_db import migrate
+
+    from operations.embedded import EmbeddedPostgres, free_port, start_embedded
+except ImportError:  # a commit before release 1.0's layout, measured with --at
+    from receiver.embedded import (  # type: ignore[no-redef]
+        EmbeddedPostgres,
+        free_port,
+        start_embedded,
+    )
+
+    from receiver import migrate  # type: ignore[no-redef]
 
 SECRET = "bench-secret-of-reasonable-length-0123456789"
 WEBHOOK_PATH = "/api/optiqo-webhook"
 POOL_MAX = 8  # database connections per server process: 2 cores, keep PostgreSQL sane
 REPO = Path(__file__).resolve().parent.parent
+# the command line of the code measured (before release 1.0 it lived in receiver/)
+CLI = "operations.cli" if (REPO / "operations" / "cli.py").exists() else "receiver.cli"
 
 
 # --- PostgreSQL -------------------------------------------------------------------------
@@ -413,7 +425,7 @@ def ours(dsn: str, workdir: Path, tag: str = "ours", env: dict[str, str] | None 
     port = free_port()
     return ServerProcess(
         name,
-        [sys.executable, "-m", "operations.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
         _env(dsn, port, env),
         workdir / f"{tag}-{port}.log",
     )
