@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from conftest import apply
+
+from tests.conftest import apply
 
 _versions = itertools.count(1)
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

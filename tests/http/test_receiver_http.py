@@ -18,7 +18,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from receiver_helpers import (
+
+from receiver import body as receiver_body
+from receiver.answers import is_transient
+from receiver.app import WEBHOOK_PATH
+from receiver.signatures import sign_plain
+from tests.receiver_helpers import (
     OLD_SECRET,
     SECRET,
     Endpoint,
@@ -30,11 +35,6 @@ from receiver_helpers import (
     signed_headers,
     zone_payload,
 )
-
-from receiver import body as receiver_body
-from receiver.answers import is_transient
-from receiver.app import WEBHOOK_PATH
-from receiver.signatures import sign_plain
 
 INVALID = {"error": "invalid signature"}
 

@@ -7,7 +7,7 @@ optiqoflow.apply_tenant_webhook. Every statement the receiver's connections run 
 recorded here, on a real receiver over loopback HTTP with a real database. The same
 two-step code is also forced on (`on`) against functions replaced in the test's
 database, to check its fallback, status mapping, retries, metrics and log line without
-a cluster; tests/test_citus.py runs it against a real one.
+a cluster; tests/citus/test_citus.py runs it against a real one.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from receiver_helpers import Endpoint, receiver_config, serving, zone_payload
 
 from receiver import citus, database
+from tests.receiver_helpers import Endpoint, receiver_config, serving, zone_payload
 
 PATHS = "optiqoflow_delivery_paths_total"
 

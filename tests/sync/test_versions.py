@@ -13,8 +13,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import apply
-from sync_helpers import (
+
+from tests.conftest import apply
+from tests.sync_helpers import (
     SOURCE,
     TARGET,
     count,

@@ -13,9 +13,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import apply
 from psycopg import errors
-from push_helpers import insert, rec, version
+
+from tests.conftest import apply
+from tests.push_helpers import insert, rec, version
 
 
 def column_types(

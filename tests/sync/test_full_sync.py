@@ -11,8 +11,9 @@ import uuid
 from typing import Any
 
 import psycopg
-from conftest import apply
-from sync_helpers import (
+
+from tests.conftest import apply
+from tests.sync_helpers import (
     TARGET,
     delete,
     full_sync,

@@ -15,11 +15,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import apply, fresh_database
 from psycopg.rows import dict_row
 
 from operations import cli
 from simulator import source as simsource
+from tests.conftest import apply, fresh_database
 
 Conn = psycopg.Connection[Any]
 SOURCE = "adhoc_work_orders"

@@ -16,7 +16,6 @@ import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
-from receiver_helpers import metric
 
 from operations.cli import main as cli_main
 from operations.embedded import EmbeddedPostgres, free_port
@@ -24,6 +23,7 @@ from receiver.app import make_app
 from receiver.config import Config
 from simulator import converge, simulate
 from tests.conftest import fresh_database
+from tests.receiver_helpers import metric
 
 SECRET = "sim-secret-\u00e4\u00f6"  # non-ASCII on purpose: the key is its UTF-8 bytes
 

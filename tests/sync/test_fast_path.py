@@ -16,8 +16,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import apply
-from sync_helpers import SOURCE, TARGET, new_id, rec, row, upsert, v
+
+from tests.conftest import apply
+from tests.sync_helpers import SOURCE, TARGET, new_id, rec, row, upsert, v
 
 Conn = psycopg.Connection[Any]
 

@@ -1,7 +1,7 @@
 """Tenant isolation: column tracking, the per-tenant views and tenant-id spellings.
 
 CONTRACT sections 4-5 and PITFALLS 1, 2, 4, 5, 6, 10. Rights (who may read or change
-what) are in test_privileges.py; schema evolution in test_evolution.py.
+what) are in test_privileges.py; schema evolution in tests/sync/test_evolution.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import apply
 from psycopg import errors, sql
-from push_helpers import insert, push, rec, version
+
+from tests.conftest import apply
+from tests.push_helpers import insert, push, rec, version
 
 
 def cols(names: str) -> list[str]:

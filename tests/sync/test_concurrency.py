@@ -19,9 +19,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import apply
 from psycopg.rows import dict_row
-from sync_helpers import (
+
+from tests.conftest import apply
+from tests.sync_helpers import (
     TARGET,
     count,
     delete,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from receiver_helpers import SECRET, receiver_config, serving, signed_headers, zone_payload
 
 from receiver.app import WEBHOOK_PATH
+from tests.receiver_helpers import SECRET, receiver_config, serving, signed_headers, zone_payload
 
 # with a healthy database, nothing else is a right answer (503 would be a fault here)
 EXPECTED = {200, 400, 401, 413, 415, 422}

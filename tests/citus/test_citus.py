@@ -24,10 +24,10 @@ import psycopg.sql
 import pytest
 from optiqoflow_db import migrate
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from receiver_helpers import receiver_config, serving, zone_payload
 
 from receiver import citus, database
 from receiver.citus import payload_tenant
+from tests.receiver_helpers import receiver_config, serving, zone_payload
 
 CITUS_DSN = os.environ.get("OPTIQOFLOW_CITUS_DSN")
 NIL = "00000000-0000-0000-0000-000000000000"

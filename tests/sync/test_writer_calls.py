@@ -15,8 +15,9 @@ import uuid
 from typing import Any
 
 import psycopg
-from conftest import apply
-from sync_helpers import TARGET, new_id, rec, upsert
+
+from tests.conftest import apply
+from tests.sync_helpers import TARGET, new_id, rec, upsert
 
 Conn = psycopg.Connection[Any]
 

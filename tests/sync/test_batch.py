@@ -7,9 +7,10 @@ import uuid
 from typing import Any
 
 import psycopg
-from conftest import apply
-from receiver_helpers import receiver_config, serving
-from sync_helpers import TARGET, delete, in_opposite_orders, rec, upsert
+
+from tests.conftest import apply
+from tests.receiver_helpers import receiver_config, serving
+from tests.sync_helpers import TARGET, delete, in_opposite_orders, rec, upsert
 
 Conn = psycopg.Connection[Any]
 

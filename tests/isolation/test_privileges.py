@@ -17,10 +17,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import apply
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
-from push_helpers import push, rec, version
+
+from tests.conftest import apply
+from tests.push_helpers import push, rec, version
 
 # the write functions of CONTRACT section 4: EXECUTE for service_role only
 WRITE_FUNCTIONS = [
