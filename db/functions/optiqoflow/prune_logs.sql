@@ -19,7 +19,7 @@ AS $$
 --    attached, not created as PARTITION OF, so the parent is not locked exclusively for
 --    them. A partition whose lock is not granted within lock_timeout (2 s) is skipped and
 --    named in "partitions_locked" (the next run catches up) rather than queueing every
---    insert behind us (PITFALLS 6). This runs last, so its exclusive locks are held only
+--    insert behind our waiting DDL. This runs last, so its exclusive locks are held only
 --    until the commit that follows.
 -- Steps 1 and 2 stop after 100 chunks each (one transaction stays bounded); then "more"
 -- is true and calling again continues (`optiqoflow prune` does).
