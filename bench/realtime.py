@@ -7,11 +7,11 @@ database and table (optiqoflow.sensor_readings):
   ours     `optiqoflow serve`: verify, strict parse, `apply_webhook` with every piece of
            bookkeeping (de-duplication key, versions, tombstone check, column tracking,
            push log, chart invalidation, webhook_logs, JSON log line)
-  ours, grouped  the same with OPTIQO_GROUP_COMMIT=32 (README "Group commit"): deliveries
+  ours, grouped  the same with OPTIQO_GROUP_COMMIT=32 (docs/group-commit.md): deliveries
            that find every connection busy are applied together, one call and one commit
   ceiling  verify the HMAC, one static single-row upsert (bench/baselines.py)
   naive    verify, json.loads, one INSERT ... ON CONFLICT per record (bench/baselines.py)
-Also "ours, batched": the same events in BATCH envelopes of 50 (README "Batch envelope").
+Also "ours, batched": the same events in BATCH envelopes of 50 (docs/payloads.md, "BATCH").
 Every request is a signed INSERT of a new sensor reading (unique id, increasing
 updated_at) for one of 16 tenants, with a delivery id (x-webhook-id). Concurrency 1, 8
 and 32 (client connections); the servers take turns in a rotating order within each
@@ -94,7 +94,7 @@ class EventSource:
         return [signed(self.payload()) for _ in range(count)]
 
     def make_batches(self, count: int, size: int) -> list[Request]:
-        """`count` events as BATCH envelopes of `size` events each (README "Batch envelope")."""
+        """`count` events as BATCH envelopes of `size` events each (docs/payloads.md, "BATCH")."""
         return [signed({"type": "BATCH", "events": [self.payload() for _ in range(size)]})
                 for _ in range(count // size)]  # fmt: skip
 

@@ -84,7 +84,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "Above 1, at most 64: real-time deliveries (INSERT, UPDATE, DELETE) queue, and a "
         "connection applies up to this many queued ones together with "
         "`optiqoflow.apply_webhook_group`, each with its own answer and rows, none answered "
-        'before that commit (README "Group commit").',
+        'before that commit (docs/group-commit.md).',
     ),
     EnvVar(
         "OPTIQO_RETRY_AFTER_SECONDS",

@@ -1,6 +1,6 @@
 """Group commit: several real-time deliveries in one database call and one commit.
 
-GroupCommit (OPTIQO_GROUP_COMMIT > 1, README "Group commit"): real-time deliveries join
+GroupCommit (OPTIQO_GROUP_COMMIT > 1, docs/group-commit.md): real-time deliveries join
 a queue instead of each waiting for a connection of its own. A drainer holding one
 connection takes up to OPTIQO_GROUP_COMMIT queued deliveries, in arrival order, and
 applies them in one call, optiqoflow.apply_webhook_group, and one commit (one alone: the

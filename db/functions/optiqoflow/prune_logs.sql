@@ -52,7 +52,7 @@ BEGIN
     IF p_retention IS NULL OR p_retention < interval '1 day' THEN
         RAISE EXCEPTION 'log retention % is shorter than one day', coalesce(p_retention::text, '(null)')
             USING ERRCODE = 'OF017',
-                  HINT = 'Logs are kept in daily partitions: pass at least ''1 day''. The default, ''7 days'', is the de-duplication window the contract promises.';
+                  HINT = 'Logs are kept in daily partitions: pass at least ''1 day''. The default, ''7 days'', is the de-duplication window: a delivery id or event_id is recognised for at least that long.';
     END IF;
     IF NOT pg_try_advisory_xact_lock(optiqoflow._lock_key('prune_logs')) THEN
         RAISE EXCEPTION 'optiqoflow.prune_logs is already running in another session'

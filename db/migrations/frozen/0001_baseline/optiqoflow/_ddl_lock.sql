@@ -6,7 +6,7 @@ AS $$
 -- Take the transaction-scoped advisory lock for request-time DDL on `p_name`, under a
 -- short lock_timeout (setting optiqoflow.ddl_lock_timeout, default 2s) that stays in
 -- force for the DDL that follows: a push waiting behind a long dashboard query fails
--- with a retryable 55P03 instead of freezing every reader queued behind it (PITFALLS 6).
+-- with a retryable 55P03 instead of freezing every reader queued behind it.
 -- Returns the previous lock_timeout, for the caller to restore after its DDL.
 -- Where DDL is not possible (a Citus worker running optiqoflow.apply_tenant_webhook sets
 -- optiqoflow.ddl_forbidden), it raises 55OF1 instead, before any DDL starts.

@@ -6,7 +6,7 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
--- Schema evolution, before the push touches the table (PITFALLS 11). p_keys is the
+-- Schema evolution, before the push touches the table (see _push_columns). p_keys is the
 -- "keys" object of _analyse_records. Keys the table lacks follow the mapping's policy:
 --   add    (default) ADD COLUMN with a type inferred from the values: string -> text,
 --          number -> numeric, boolean -> boolean, object/array -> jsonb, mixed -> jsonb;

@@ -8,7 +8,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- The columns a push writes, after what evolution makes of its keys, before anything
--- touches the table (PITFALLS 11). p_records are the push's records, p_keys is the
+-- touches the table (an ALTER after the push read or wrote the table would be a lock
+-- upgrade, and two such pushes deadlock). p_records are the push's records, p_keys is the
 -- sorted array "keys" of _analyse_records. When every key is already a column, this
 -- reads the columns and runs no DDL, the steady case. Otherwise it creates the target
 -- table if needed and hands _evolve_columns the JSON types of the keys the table lacks

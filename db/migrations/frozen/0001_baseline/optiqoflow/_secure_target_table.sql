@@ -3,11 +3,11 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
--- Row-level security and grants of one target table (CONTRACT section 4):
+-- Row-level security and grants of one target table (docs/semantics.md, Tenant safety):
 --   authenticated: its own tenant's rows, named by the JWT claims a trusted gateway set
 --                  (PostgREST / Supabase convention), read and write;
 --   a role given one tenant by tenants.grant_tenant: that tenant's rows, read only,
---                  from a mapping it cannot write (PITFALLS 13);
+--                  from a mapping it cannot write (never from claims it could set);
 --   service_role:  everything (BYPASSRLS).
 -- The policies call the STABLE functions directly, not as (SELECT f()): Citus refuses
 -- subqueries in policies on distributed tables (optiqoflow.distribute).

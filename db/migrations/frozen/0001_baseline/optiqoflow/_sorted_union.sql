@@ -5,7 +5,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     -- The sorted set union of two text arrays (NULL elements dropped). IMMUTABLE, so it
     -- may stand in ON CONFLICT DO UPDATE SET on Citus, where neither a subquery nor a
-    -- non-IMMUTABLE function may (PITFALLS 21).
+    -- non-IMMUTABLE function may.
     SELECT coalesce(array_agg(DISTINCT e ORDER BY e), ARRAY[]::text[])
       FROM unnest(coalesce(p_a, ARRAY[]::text[]) || coalesce(p_b, ARRAY[]::text[])) e
      WHERE e IS NOT NULL;

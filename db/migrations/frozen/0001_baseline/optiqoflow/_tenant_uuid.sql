@@ -5,7 +5,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 -- A tenant id from a payload: a JSON string holding a UUID in any spelling PostgreSQL
 -- accepts (upper case, braces, no hyphens). Returns the uuid, whose text form is the
--- canonical lower-case hyphenated spelling every name is built from (PITFALLS 2).
+-- canonical lower-case hyphenated spelling every name is built from (so one tenant never
+-- gets names in several spellings).
 BEGIN
     IF p_value IS NULL OR jsonb_typeof(p_value) = 'null' THEN
         RETURN NULL;

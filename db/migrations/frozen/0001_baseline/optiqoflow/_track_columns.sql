@@ -12,7 +12,9 @@ AS $$
 -- (p_keys: the JSON array "pushed" of _analyse_records; only keys that are columns of the
 -- table count: ignored keys are not). The tracked set is the sorted union over time. Read
 -- first and write only when the set grows, so steady traffic never queues on the
--- tracking row (PITFALLS 10): the steady case is one index read and a containment test.
+-- tracking row (an upsert per delivery would serialise all concurrent deliveries of a
+-- tenant x table on its row lock): the steady case is one index read and a containment
+-- test.
 -- When it grows, the tenant's view of the table is regenerated in the same transaction.
 -- Returns true when it grew.
 DECLARE

@@ -4,8 +4,9 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- A target table name that request-time DDL may build identifiers from: the pattern of
--- table_mappings' check constraint, so "{tenant_uuid}_{target}" fits in 63 bytes
--- (PITFALLS 1). Returns the name, or raises OF011.
+-- table_mappings' check constraint, so "{tenant_uuid}_{target}" fits in 63 bytes (a
+-- longer name would be cut silently, and two tables could share a view name).
+-- Returns the name, or raises OF011.
 BEGIN
     IF p_table IS NULL OR p_table !~ '^[a-z_][a-z0-9_]{0,25}$' THEN
         RAISE EXCEPTION 'invalid target table name: %', left(coalesce(p_table, '(null)'), 100)

@@ -19,7 +19,8 @@ AS $$
 -- Set-based: one statement per distinct key set (usually one per batch), each an
 -- INSERT ... SELECT FROM jsonb_populate_recordset ... ON CONFLICT DO UPDATE, run by the
 -- table's generated writer (optiqoflow._writer: static SQL, plans cached per session).
--- Within the batch a key present twice keeps its newest version (PITFALLS 9).
+-- Within the batch a key present twice keeps its newest version (ON CONFLICT cannot
+-- affect one row twice in a statement).
 --
 -- Concurrency: the caller holds the row-bucket locks of these keys (optiqoflow._lock_rows),
 -- so an INSERT and a DELETE of one key cannot interleave between reading the tombstone

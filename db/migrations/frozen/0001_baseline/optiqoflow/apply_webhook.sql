@@ -6,7 +6,7 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
--- The one call the receiver makes per delivery (CONTRACT section 1), and what a DBA calls
+-- The one call the receiver makes per delivery (docs/payloads.md), and what a DBA calls
 -- from psql to apply a payload by hand:
 --     SELECT optiqoflow.apply_webhook('{"type": "DELETE", "table": "...", ...}');
 -- Validates the envelope, de-duplicates by delivery id / event_id, applies the change

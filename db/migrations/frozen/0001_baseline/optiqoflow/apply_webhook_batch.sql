@@ -6,7 +6,7 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
--- The batch envelope (our extension; README "Batch envelope"): many real-time events in
+-- The batch envelope (our extension; docs/payloads.md, BATCH): many real-time events in
 -- one signed request and one commit.
 --     {"type": "BATCH", "tenant_id": "<optional default>", "events": [<payload>, ...]}
 -- Each event is an ordinary real-time payload (INSERT | UPDATE | DELETE) applied by

@@ -6,7 +6,7 @@ RETURNS TABLE (n integer, answer jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
--- Group commit (README "Group commit"): real-time deliveries that reached the receiver
+-- Group commit (docs/group-commit.md): real-time deliveries that reached the receiver
 -- while its connections were busy, applied in one transaction and one commit, each
 -- exactly as apply_webhook(p_payloads -> (n - 1), p_delivery_ids[n]) alone: its own
 -- answer, de-duplication key, log row, push log and invalidation; a refused one is kept

@@ -6,7 +6,7 @@ AS $$
 -- Scale-out on Citus. Run on the coordinator, as the owner of the tables, after
 -- `optiqoflow migrate` (and again after every later migration: it is idempotent and
 -- only handles what is not distributed yet):
---     SELECT optiqoflow.distribute();        -- or: optiqoflow distribute
+--     SELECT optiqoflow.distribute();
 -- Without the citus extension in this database it changes nothing and says so (NOTICE).
 --
 --   reference tables (a copy on every node, read locally):
@@ -17,12 +17,13 @@ AS $$
 --   table live on one node): optiqoflow.tombstones (the anchor), every target table,
 --       sync_runs, sync_run_batches, webhook_logs, tenants.tenant_column_access,
 --       tenants.tenant_data_push_log, public.chart_data_cache;
---   optiqoflow.delivery_keys: distributed by key (de-duplication stays global, as the
---       contract says).
+--   optiqoflow.delivery_keys: distributed by key (de-duplication stays global: a key
+--       seen before is a duplicate whatever tenant it comes with).
 -- A primary key that lacks tenant_id (sync_runs, tenant_data_push_log, webhook_logs,
--- chart_data_cache: PITFALLS 20) is rebuilt with tenant_id in front. webhook_logs rows
--- without a tenant (refused deliveries that name none, unusable bodies) are kept under
--- the nil UUID 00000000-0000-0000-0000-000000000000, its column default here.
+-- chart_data_cache; Citus wants the distribution column in every unique key) is rebuilt
+-- with tenant_id in front. webhook_logs rows without a tenant (refused deliveries that
+-- name none, unusable bodies) are kept under the nil UUID
+-- 00000000-0000-0000-0000-000000000000, its column default here.
 --
 -- Every function of ours is made a distributed object (so it exists on every node and
 -- CREATE OR REPLACE in later migrations reaches the workers; apply_webhook runs with
@@ -131,7 +132,7 @@ BEGIN
          ORDER BY x.ord, x.rel::text
     LOOP
         CONTINUE WHEN optiqoflow._citus_table_kind(v_rel) = 'distributed';
-        -- a primary key must contain the distribution column (PITFALLS 20)
+        -- a primary key must contain the distribution column
         SELECT con.conname,
                (SELECT string_agg(format('%I', a.attname), ', ' ORDER BY k.ord)
                   FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
@@ -161,7 +162,7 @@ BEGIN
     -- 4. every function of ours exists on every node (the policies and the delegated
     --    entry point need them there; some take a reference table's row type), and so
     --    does optiqoflow_gen.call_writer, through which a worker runs the writers (made
-    --    by migration 0023, regenerated on the coordinator with every new writer)
+    --    by the migrations, regenerated on the coordinator with every new writer)
     FOR v_fn IN
         SELECT p.oid::regprocedure
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

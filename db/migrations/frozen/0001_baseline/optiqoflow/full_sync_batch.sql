@@ -129,7 +129,7 @@ BEGIN
     PERFORM optiqoflow._lock_rows(p_tenant_id, v_table,
                                   CASE WHEN v_completes OR v_wipes THEN NULL ELSE p_records END);
 
-    -- evolve before anything touches the table (PITFALLS 11)
+    -- evolve before anything touches the table (no lock upgrade, see _push_columns)
     v_evolved := optiqoflow._push_columns(v_mapping, p_records, v_info -> 'keys');
     v_columns := ARRAY(SELECT jsonb_array_elements_text(v_evolved -> 'columns'));
 

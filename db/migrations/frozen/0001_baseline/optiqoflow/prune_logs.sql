@@ -19,7 +19,7 @@ AS $$
 --    attached, not created as PARTITION OF, so the parent is not locked exclusively for
 --    them. A partition whose lock is not granted within lock_timeout (2 s) is skipped and
 --    named in "partitions_locked" (the next run catches up) rather than queueing every
---    insert behind us (PITFALLS 6). This runs last, so its exclusive locks are held only
+--    insert behind our waiting DDL. This runs last, so its exclusive locks are held only
 --    until the commit that follows.
 -- Steps 1 and 2 stop after 100 chunks each (one transaction stays bounded); then "more"
 -- is true and calling again continues (`optiqoflow prune` does).
@@ -52,7 +52,7 @@ BEGIN
     IF p_retention IS NULL OR p_retention < interval '1 day' THEN
         RAISE EXCEPTION 'log retention % is shorter than one day', coalesce(p_retention::text, '(null)')
             USING ERRCODE = 'OF017',
-                  HINT = 'Logs are kept in daily partitions: pass at least ''1 day''. The default, ''7 days'', is the de-duplication window the contract promises.';
+                  HINT = 'Logs are kept in daily partitions: pass at least ''1 day''. The default, ''7 days'', is the de-duplication window: a delivery id or event_id is recognised for at least that long.';
     END IF;
     IF NOT pg_try_advisory_xact_lock(optiqoflow._lock_key('prune_logs')) THEN
         RAISE EXCEPTION 'optiqoflow.prune_logs is already running in another session'

@@ -12,7 +12,7 @@ AS $$
 -- 'stale'). Rows already invalid / stale are not rewritten, so the batches of one
 -- FULL_SYNC cost one real invalidation, not one each. An entry a dashboard is refilling
 -- (refresh_started_at set) is invalidated again, so a refill computed before this cannot
--- be marked valid after it (see README, "Refilling a cache entry").
+-- be marked valid after it (see docs/semantics.md, "Refilling a cache entry").
 -- When anything was made stale, NOTIFY optiqoflow_invalidation with
 -- {"tenant_id", "tables", "charts"}: delivered at commit, never before the data is visible.
 -- When the chart list would not fit in a notification (8000 bytes), "charts" is null and

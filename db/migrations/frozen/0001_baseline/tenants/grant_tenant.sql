@@ -7,7 +7,8 @@ AS $$
 -- one tenant: it then reads that tenant's views (and, through row-level security, that
 -- tenant's rows of the base tables the views read) and nothing else. Its tenant comes
 -- from tenants.role_tenants, which it cannot write, never from anything it can set
--- itself (PITFALLS 13). Granting another tenant moves the role. Returns the number of
+-- itself (any session can set request.jwt.claims, so claims identify a tenant only behind
+-- a trusted gateway). Granting another tenant moves the role. Returns the number of
 -- views it can now read.
 DECLARE
     v_old   uuid;

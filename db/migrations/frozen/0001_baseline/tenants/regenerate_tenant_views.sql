@@ -12,7 +12,7 @@ AS $$
 -- for every table the tenant has pushed. A view that already has exactly those columns
 -- is left alone. Returns the number of views created or replaced.
 --
--- Safe against the traps of PITFALLS 1, 4, 5, 6, 7: the name is built from the canonical
+-- Safe against the traps of request-time view DDL: the name is built from the canonical
 -- uuid and a target name of at most 26 bytes, so it never reaches the 63-byte limit;
 -- a per-tenant advisory lock serialises concurrent regeneration; a short lock_timeout
 -- turns a wait behind a long reader into a retryable 55P03; a view whose columns were
