@@ -1,5 +1,6 @@
-"""Test fixtures: a real PostgreSQL, one migrated template per session, a fresh
-database per test.
+"""Test fixtures, and only fixtures: a real PostgreSQL, one migrated template per session,
+a fresh database per test. What tests share besides fixtures (the record builder, apply,
+readers) is in tests/helpers.py.
 
 Where the server comes from (first that applies):
 1. OPTIQOFLOW_TEST_DSN: an existing server (CI's second leg: PostgreSQL 15 on :5432);
@@ -13,13 +14,10 @@ their own, never the shared one (PITFALLS 14).
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,9 @@ import psycopg
 import pytest
 from optiqoflow_db import migrate
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from operations.embedded import EmbeddedPostgres, start_embedded
+from tests.helpers import dsn_with_db, fresh_database
 
 
 def _docker_answers() -> bool:
@@ -63,16 +61,6 @@ def pg_admin_dsn() -> Iterator[str]:
             server.destroy()
 
 
-def dsn_with_db(dsn: str, dbname: str, **extra: Any) -> str:
-    params = conninfo_to_dict(dsn)
-    params["dbname"] = dbname
-    params.update(extra)
-    return make_conninfo("", **params)
-
-
-_counter = itertools.count()
-
-
 @pytest.fixture(scope="session")
 def template_db(pg_admin_dsn: str) -> Iterator[str]:
     """Name of a database migrated to head, used as the template of every test database."""
@@ -84,25 +72,6 @@ def template_db(pg_admin_dsn: str) -> Iterator[str]:
     yield name
     with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@contextlib.contextmanager
-def fresh_database(pg_admin_dsn: str, template: str | None) -> Iterator[str]:
-    name = f"optiqoflow_t{os.getpid()}_{next(_counter)}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
-        if template:
-            c.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
-        else:
-            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield dsn_with_db(pg_admin_dsn, name)
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture
@@ -138,23 +107,7 @@ def own_server() -> Iterator[EmbeddedPostgres]:
             server.destroy()
 
 
-# --- helpers for tests -------------------------------------------------------------
-
-
-def apply(c: psycopg.Connection[Any], payload: dict[str, Any] | str, delivery_id: str | None = None) -> dict[str, Any]:
-    """Call optiqoflow.apply_webhook as the receiver does, return its JSON answer."""
-    body = payload if isinstance(payload, str) else json.dumps(payload)
-    row = c.execute("SELECT optiqoflow.apply_webhook(%s::jsonb, %s)", (body, delivery_id)).fetchone()
-    assert row is not None
-    result: dict[str, Any] = row[0]
-    return result
-
-
 @pytest.fixture
 def tenant() -> str:
+    """A new tenant id."""
     return str(uuid.uuid4())
-
-
-@pytest.fixture
-def apply_fn(conn: psycopg.Connection[Any]) -> Callable[..., dict[str, Any]]:
-    return lambda payload, delivery_id=None: apply(conn, payload, delivery_id)

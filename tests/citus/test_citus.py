@@ -27,7 +27,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from receiver import citus, database
 from receiver.citus import payload_tenant
-from tests.receiver_helpers import receiver_config, serving, zone_payload
+from tests.helpers import rec, zone_payload
+from tests.http_helpers import receiver_config, serving
 
 CITUS_DSN = os.environ.get("OPTIQOFLOW_CITUS_DSN")
 NIL = "00000000-0000-0000-0000-000000000000"
@@ -78,10 +79,6 @@ def deliver(c: psycopg.Connection[Any], payload: dict[str, Any], delivery_id: st
 
     text, path = asyncio.run(run())
     return json.loads(text), path
-
-
-def rec(rid: str, at: str, **cols: Any) -> dict[str, Any]:
-    return {"id": rid, "updated_at": at, **cols}
 
 
 def T(day: int) -> str:
@@ -220,7 +217,7 @@ def test_versions_delete_and_tombstones_on_the_cluster(cc: psycopg.Connection[An
     dup_id = str(uuid.uuid4())
     assert deliver(cc, {**base, "type": "UPDATE", "record": rec(rid, T(4), title="d")}, dup_id)[0]["status"] == "applied"
     assert deliver(cc, {**base, "type": "UPDATE", "record": rec(rid, T(5), title="e")}, dup_id)[0]["status"] == "duplicate"
-    gone, path = deliver(cc, {**base, "type": "DELETE", "old_record": {"id": rid, "updated_at": T(6)}})
+    gone, path = deliver(cc, {**base, "type": "DELETE", "old_record": rec(rid, T(6))})
     assert (gone["status"], gone["rows"], path) == ("applied", 1, "worker")
     late, _ = deliver(cc, {**base, "type": "INSERT", "record": rec(rid, T(5), title="late")})
     assert late["status"] == "stale"
@@ -514,7 +511,7 @@ def test_row_locks_hold_across_the_two_paths(cluster: str, cc: psycopg.Connectio
         def worker_path() -> None:
             with psycopg.connect(cluster, autocommit=True) as c:
                 done.append(deliver(c, {**base, "type": "DELETE", "table": "adhoc_work_orders",
-                                        "old_record": {"id": rid, "updated_at": T(2)}})[1])
+                                        "old_record": rec(rid, T(2))})[1])
 
         thread = threading.Thread(target=worker_path)
         thread.start()

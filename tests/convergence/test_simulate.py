@@ -22,8 +22,8 @@ from operations.embedded import EmbeddedPostgres, free_port
 from receiver.app import make_app
 from receiver.config import Config
 from simulator import converge, simulate
-from tests.conftest import fresh_database
-from tests.receiver_helpers import metric
+from tests.helpers import fresh_database
+from tests.http_helpers import metric
 
 SECRET = "sim-secret-\u00e4\u00f6"  # non-ASCII on purpose: the key is its UTF-8 bytes
 

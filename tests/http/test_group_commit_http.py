@@ -11,7 +11,8 @@ from typing import Any
 
 import psycopg
 
-from tests.receiver_helpers import Endpoint, metric, receiver_config, serving, zone_payload
+from tests.helpers import zone_payload
+from tests.http_helpers import Endpoint, metric, receiver_config, serving
 
 
 async def _metric(ep: Endpoint, name: str) -> float:

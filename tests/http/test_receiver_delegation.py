@@ -21,7 +21,8 @@ import psycopg
 import pytest
 
 from receiver import citus, database
-from tests.receiver_helpers import Endpoint, receiver_config, serving, zone_payload
+from tests.helpers import rec, zone_payload
+from tests.http_helpers import Endpoint, receiver_config, serving
 
 PATHS = "optiqoflow_delivery_paths_total"
 
@@ -55,7 +56,7 @@ def deliveries(tenant: str) -> list[dict[str, Any]]:
     update = {**first, "type": "UPDATE",
               "record": {**first["record"], "name": "Hall", "updated_at": "2026-01-02T10:00:00Z"}}
     delete = {"type": "DELETE", "table": "zone_categories", "tenant_id": tenant,
-              "old_record": {"id": rid, "updated_at": "2026-01-03T10:00:00Z"}}
+              "old_record": rec(rid, "2026-01-03T10:00:00Z")}
     full_sync = {"type": "FULL_SYNC", "table": "zone_categories", "tenant_id": tenant, "offset": 0,
                  "total": 1, "records": [zone_payload(tenant, updated_at="2026-01-04T10:00:00Z")["record"]]}
     refused = {**zone_payload(tenant), "table": "no_such_table"}

@@ -26,7 +26,8 @@ import pytest
 from operations.embedded import EmbeddedPostgres, free_port
 from receiver.app import WEBHOOK_PATH
 from receiver.database import CHECK_IDLE_SECONDS, Connection, Freshness
-from tests.receiver_helpers import SECRET, receiver_config, serving, signed_headers, zone_payload
+from tests.helpers import zone_payload
+from tests.http_helpers import SECRET, receiver_config, serving, signed_headers
 
 # the fault tests below hold with and without group commit (README "Group commit")
 GROUP_COMMIT = pytest.mark.parametrize("group_commit", [1, 8], ids=["alone", "group commit"])

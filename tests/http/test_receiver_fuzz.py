@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from receiver.app import WEBHOOK_PATH
-from tests.receiver_helpers import SECRET, receiver_config, serving, signed_headers, zone_payload
+from tests.helpers import zone_payload
+from tests.http_helpers import SECRET, receiver_config, serving, signed_headers
 
 # with a healthy database, nothing else is a right answer (503 would be a fault here)
 EXPECTED = {200, 400, 401, 413, 415, 422}

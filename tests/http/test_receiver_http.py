@@ -23,7 +23,8 @@ from receiver import body as receiver_body
 from receiver.answers import is_transient
 from receiver.app import WEBHOOK_PATH
 from receiver.signatures import sign_plain
-from tests.receiver_helpers import (
+from tests.helpers import envelope, rec, rows, upsert, zone_payload
+from tests.http_helpers import (
     OLD_SECRET,
     SECRET,
     Endpoint,
@@ -33,7 +34,6 @@ from tests.receiver_helpers import (
     receiver_config,
     serving,
     signed_headers,
-    zone_payload,
 )
 
 INVALID = {"error": "invalid signature"}
@@ -532,6 +532,24 @@ async def test_a_large_body_is_applied_while_checked_and_committed_only_if_it_pa
             (bad.body["log_id"],),
         ).fetchone()
     assert kept == ("unusable", len(body))
+
+
+# --- the batch envelope (README "Batch envelope") ------------------------------------------
+
+
+async def test_through_http_one_request_one_commit(db_dsn: str, tenant: str) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    async with serving(receiver_config(db_dsn)) as endpoint:
+        reply = await endpoint.post(
+            envelope(
+                tenant, upsert(None, rec(a, 1, title="a")), upsert(None, rec(b, 1, title="b"))
+            ),
+            delivery_id="http-env",
+        )
+    assert reply.status == 200, reply.body
+    assert reply.body["counts"] == {"applied": 2}
+    with psycopg.connect(db_dsn) as c:
+        assert {k: r["title"] for k, r in rows(c, tenant).items()} == {a: "a", b: "b"}
 
 
 # --- database faults, injected by replacing apply_webhook in this test's database ---------

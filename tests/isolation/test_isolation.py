@@ -15,8 +15,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from tests.conftest import apply
-from tests.push_helpers import insert, push, rec, version
+from tests.helpers import apply, next_version, push, rec, upsert
 
 
 def cols(names: str) -> list[str]:
@@ -153,10 +152,10 @@ def test_views_per_tenant_and_table_show_own_rows_and_pushed_columns(
 ) -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     shared_id = str(uuid.uuid4())
-    v = version()
+    v = next_version()
     # the same id in both tenants: two rows, one per tenant
-    push(conn, a, record={"id": shared_id, "updated_at": v, "title": "A title", "priority": 1})
-    push(conn, b, record={"id": shared_id, "updated_at": v, "status": "B status", "cost_eur": 9.5})
+    push(conn, a, record=rec(shared_id, v, title="A title", priority=1))
+    push(conn, b, record=rec(shared_id, v, status="B status", cost_eur=9.5))
     push(conn, a, title="A second")
     push(conn, a, "zone_categories", name="A zone", active=True)
 
@@ -214,10 +213,10 @@ def test_views_regenerated_exactly_when_the_column_set_grows(
     push(conn, tenant, title="c")
     push(conn, tenant, title="d", priority=None, description=None)
     r = rec(status="x")
-    insert(conn, tenant, r)
+    apply(conn, upsert(tenant, r))
     assert apply(conn, {
         "type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenant,
-        "record": {**r, "updated_at": version(), "status": "y"},
+        "record": {**r, "updated_at": next_version(), "status": "y"},
     })["status"] == "applied"  # fmt: skip
     assert regenerations(conn, tenant, "work_orders") == 1
     assert view_rule_xmin(conn, tenant, "work_orders") == rule, "the view was redefined"
@@ -327,7 +326,7 @@ def test_concurrent_first_pushes_of_one_tenant(db_dsn: str) -> None:
                     db_dsn, autocommit=True, options="-c statement_timeout=20s"
                 ) as c:
                     barrier.wait(timeout=20)
-                    answers.append(insert(c, tenant, rec(**fields), source))
+                    answers.append(apply(c, upsert(tenant, rec(**fields), table=source)))
             except BaseException as e:
                 errors_seen.append(e)
 
@@ -366,7 +365,7 @@ def test_long_reader_of_a_view_makes_a_regenerating_push_fail_fast(
         record = rec(status="waiting")
         t0 = time.monotonic()
         with pytest.raises(errors.LockNotAvailable):
-            insert(conn, tenant, record)
+            apply(conn, upsert(tenant, record))
         assert time.monotonic() - t0 < 2.0, "the push queued instead of failing fast"
         reader.rollback()
     assert view_columns(conn, tenant, "work_orders") == cols("id tenant_id priority updated_at")
@@ -375,7 +374,7 @@ def test_long_reader_of_a_view_makes_a_regenerating_push_fail_fast(
         "SELECT count(*) FROM optiqoflow.work_orders WHERE id = %s", (record["id"],)
     ).fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM optiqoflow.webhook_logs").fetchone() == logs_before
-    assert insert(conn, tenant, record)["status"] == "applied"  # the sender's retry
+    assert apply(conn, upsert(tenant, record))["status"] == "applied"  # the sender's retry
 
     # (b) an open cursor on the view; the push needs DROP + CREATE (title comes before status)
     with psycopg.connect(db_dsn) as reader:
@@ -385,7 +384,7 @@ def test_long_reader_of_a_view_makes_a_regenerating_push_fail_fast(
         record = rec(title="waiting")
         t0 = time.monotonic()
         with pytest.raises(errors.LockNotAvailable):
-            insert(conn, tenant, record)
+            apply(conn, upsert(tenant, record))
         assert time.monotonic() - t0 < 2.0, "the push queued instead of failing fast"
         assert cur.fetchone() is not None  # the reader was not disturbed
         cur.close()
@@ -393,7 +392,7 @@ def test_long_reader_of_a_view_makes_a_regenerating_push_fail_fast(
     assert view_columns(conn, tenant, "work_orders") == cols(
         "id tenant_id status priority updated_at"
     )
-    assert insert(conn, tenant, record)["status"] == "applied"
+    assert apply(conn, upsert(tenant, record))["status"] == "applied"
     assert view_columns(conn, tenant, "work_orders") == cols(
         "id tenant_id title status priority updated_at"
     )
@@ -443,7 +442,7 @@ def test_tenant_id_spellings_reach_the_same_views(conn: psycopg.Connection[Any])
         canonical,
     ]
     for i, spelling in enumerate(spellings):
-        answer = insert(conn, spelling, rec(title=f"t{i}", tenant_id=spellings[-1 - i]))
+        answer = apply(conn, upsert(spelling, rec(title=f"t{i}", tenant_id=spellings[-1 - i])))
         assert answer["status"] == "applied", answer
         assert answer.get("tenant_id", canonical) == canonical
     # the tenant only in the record, in yet another spelling

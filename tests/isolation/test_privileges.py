@@ -20,8 +20,7 @@ import pytest
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 
-from tests.conftest import apply
-from tests.push_helpers import push, rec, version
+from tests.helpers import apply, next_version, push, rec
 
 # the write functions of CONTRACT section 4: EXECUTE for service_role only
 WRITE_FUNCTIONS = [
@@ -114,7 +113,7 @@ def two_tenants(conn: psycopg.Connection[Any]) -> tuple[str, str, list[str]]:
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
     for tenant, tag in ((a, "A"), (b, "B")):
         for n, id_ in enumerate(ids):
-            push(conn, tenant, record={"id": id_, "updated_at": version(), "title": f"{tag} {n}"})
+            push(conn, tenant, record=rec(id_, next_version(), title=f"{tag} {n}"))
     return a, b, ids
 
 

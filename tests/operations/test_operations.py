@@ -19,10 +19,9 @@ from psycopg.rows import dict_row
 
 from operations import cli
 from simulator import source as simsource
-from tests.conftest import apply, fresh_database
+from tests.helpers import SOURCE, apply, fresh_database, rec, upsert
 
 Conn = psycopg.Connection[Any]
-SOURCE = "adhoc_work_orders"
 NEW_SOURCE = "site_inspections"  # no mapping until the DBA adds one
 
 
@@ -46,13 +45,8 @@ def now(c: Conn) -> dt.datetime:
 def work_order(
     tenant: str, *, age: dt.timedelta = dt.timedelta(seconds=2), **cols: Any
 ) -> dict[str, Any]:
-    record = {
-        "id": str(uuid.uuid4()),
-        "title": "t",
-        "updated_at": iso(dt.datetime.now(dt.UTC) - age),
-        **cols,
-    }
-    return {"type": "INSERT", "table": SOURCE, "tenant_id": tenant, "record": record}
+    """An INSERT of a new work order changed `age` ago at the source."""
+    return upsert(tenant, rec(None, iso(dt.datetime.now(dt.UTC) - age), title="t", **cols))
 
 
 def partitions(c: Conn) -> dict[str, str]:
@@ -422,7 +416,7 @@ def test_sync_health_and_status_json(
         "total": 2,
         "sync_id": "z1",
     }
-    zone = {"id": str(uuid.uuid4()), "name": "z", "updated_at": iso(dt.datetime.now(dt.UTC))}
+    zone = rec(None, iso(dt.datetime.now(dt.UTC)), name="z")
     assert apply(conn, zones | {"records": [zone], "offset": 0})["status"] == "applied"
     assert health(conn, tenant)["zones"]["full_sync_state"] == "running"
     zone2 = dict(zone, id=str(uuid.uuid4()))

@@ -21,9 +21,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.conftest import apply
-from tests.sync_helpers import (
+from tests.helpers import (
     TARGET,
+    apply,
     count,
     delete,
     full_sync,

@@ -15,8 +15,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from tests.conftest import apply
-from tests.push_helpers import insert, rec, version
+from tests.helpers import apply, next_version, rec, upsert
 
 
 def column_types(
@@ -86,10 +85,10 @@ def catalog(c: psycopg.Connection[Any]) -> list[Any]:
 
 
 def test_policy_add_infers_types(conn: psycopg.Connection[Any], tenant: str) -> None:
-    answer = insert(conn, tenant, rec(
+    answer = apply(conn, upsert(tenant, rec(
         ev_text="x", ev_number=1.5, ev_integer=7, ev_bool=False, ev_object={"a": 1}, ev_array=[1, "two"],
         ev_empty_array=[], ev_only_null=None,
-    ))  # fmt: skip
+    )))  # fmt: skip
     assert answer["status"] == "applied", answer
     types = column_types(conn)
     assert {k: v for k, v in types.items() if k.startswith("ev_")} == {
@@ -117,9 +116,9 @@ def test_policy_add_infers_types(conn: psycopg.Connection[Any], tenant: str) -> 
     }
 
     # a key that has only ever been null is added once a value arrives
-    assert insert(conn, tenant, rec(ev_only_null=None))["status"] == "applied"
+    assert apply(conn, upsert(tenant, rec(ev_only_null=None)))["status"] == "applied"
     assert "ev_only_null" not in column_types(conn)
-    assert insert(conn, tenant, rec(ev_only_null="now a value"))["status"] == "applied"
+    assert apply(conn, upsert(tenant, rec(ev_only_null="now a value")))["status"] == "applied"
     assert column_types(conn)["ev_only_null"] == "text"
     assert "ev_only_null" in (tracked(conn, tenant) or [])
 
@@ -137,7 +136,7 @@ def test_policy_ignore_drops_new_keys_and_says_so(
     set_policy(conn, "ignore")
     before = column_types(conn)
     record = rec(title="kept", surprise="dropped", surprise_n=1)
-    answer = insert(conn, tenant, record)
+    answer = apply(conn, upsert(tenant, record))
     assert answer["status"] == "applied", answer
     assert column_types(conn) == before
     assert conn.execute(
@@ -162,7 +161,7 @@ def test_policy_refuse_refuses_the_delivery(conn: psycopg.Connection[Any], tenan
     outcome, _, kept, _, _ = logged(conn, answer["log_id"])
     assert (outcome, kept) == ("refused", payload)
     # keys the table has are still welcome
-    assert insert(conn, tenant, rec(title="t"))["status"] == "applied"
+    assert apply(conn, upsert(tenant, rec(title="t")))["status"] == "applied"
     # and once the DBA switches to add, the refused delivery replays
     set_policy(conn, "add")
     replayed = conn.execute("SELECT optiqoflow.replay_webhook(%s)", (answer["log_id"],)).fetchone()
@@ -201,11 +200,11 @@ def test_two_tenants_add_columns_to_one_table_at_once(
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     # both tenants have rows already, so each push also touches existing data
     for t in (a, b):
-        assert insert(conn, t, rec(title="seed"))["status"] == "applied"
+        assert apply(conn, upsert(t, rec(title="seed")))["status"] == "applied"
     for n in range(5):
         results = run_together(db_dsn, [
-            lambda c, n=n: insert(c, a, rec(**{f"a_col_{n}": "a", f"both_{n}": 1, "title": "a"})),
-            lambda c, n=n: insert(c, b, rec(**{f"b_col_{n}": True, f"both_{n}": 2, "title": "b"})),
+            lambda c, n=n: apply(c, upsert(a, rec(**{f"a_col_{n}": "a", f"both_{n}": 1, "title": "a"}))),
+            lambda c, n=n: apply(c, upsert(b, rec(**{f"b_col_{n}": True, f"both_{n}": 2, "title": "b"}))),
             lambda c, n=n: apply(c, {"type": "FULL_SYNC", "table": "adhoc_work_orders", "tenant_id": a,
                                      "sync_id": f"run-{n}", "offset": 0, "total": 100,
                                      "records": [rec(**{f"fs_col_{n}": [n]})]}),
@@ -232,7 +231,7 @@ def test_a_tenant_adds_a_column_another_tenants_uncommitted_push_is_adding(
     key sorts first, so B looks for it before it holds any lock on the table."""
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     for t in (a, b):
-        assert insert(conn, t, rec(title="seed"))["status"] == "applied"
+        assert apply(conn, upsert(t, rec(title="seed")))["status"] == "applied"
     result: dict[str, Any] = {}
     pids: list[int] = []
 
@@ -240,12 +239,14 @@ def test_a_tenant_adds_a_column_another_tenants_uncommitted_push_is_adding(
         try:
             with psycopg.connect(db_dsn, autocommit=True, options="-c statement_timeout=20s") as c:
                 pids.append(c.info.backend_pid)
-                result["b"] = insert(c, b, rec(aa_shared=2, b_only="y", title="b"))
+                result["b"] = apply(c, upsert(b, rec(aa_shared=2, b_only="y", title="b")))
         except BaseException as e:
             result["b"] = e
 
     with psycopg.connect(db_dsn) as first, psycopg.connect(db_dsn, autocommit=True) as monitor:
-        assert insert(first, a, rec(aa_shared=1, a_only=True, title="a"))["status"] == "applied"
+        assert (
+            apply(first, upsert(a, rec(aa_shared=1, a_only=True, title="a")))["status"] == "applied"
+        )
         thread = threading.Thread(target=b_push)
         thread.start()
         deadline = time.monotonic() + 10
@@ -270,7 +271,7 @@ def test_a_tenant_adds_a_column_another_tenants_uncommitted_push_is_adding(
 def test_a_delivery_that_cannot_get_the_ddl_lock_raises_55P03(
     db_dsn: str, conn: psycopg.Connection[Any], tenant: str
 ) -> None:
-    assert insert(conn, tenant, rec(title="seed"))["status"] == "applied"
+    assert apply(conn, upsert(tenant, rec(title="seed")))["status"] == "applied"
     conn.execute("SET optiqoflow.ddl_lock_timeout = '200ms'")
     conn.execute("SET statement_timeout = '5s'")  # a push that queues fails the test, not hangs it
     before = catalog(conn)
@@ -281,10 +282,10 @@ def test_a_delivery_that_cannot_get_the_ddl_lock_raises_55P03(
         dashboard.execute("SELECT count(*) FROM optiqoflow.work_orders").fetchone()
         t0 = time.monotonic()
         with pytest.raises(errors.LockNotAvailable):
-            insert(conn, tenant, record)
+            apply(conn, upsert(tenant, record))
         assert time.monotonic() - t0 < 2.0, "the push queued behind the reader"
         # meanwhile pushes without new columns go on
-        assert insert(conn, tenant, rec(title="meanwhile"))["status"] == "applied"
+        assert apply(conn, upsert(tenant, rec(title="meanwhile")))["status"] == "applied"
         dashboard.rollback()
     assert catalog(conn) == before
     assert "brand_new" not in column_types(conn)
@@ -294,7 +295,7 @@ def test_a_delivery_that_cannot_get_the_ddl_lock_raises_55P03(
     new_logs = conn.execute("SELECT count(*) FROM optiqoflow.webhook_logs").fetchone()
     assert logs is not None and new_logs == (logs[0] + 1,)  # only the push that went through
     # the retry succeeds once the reader is gone
-    assert insert(conn, tenant, record)["status"] == "applied"
+    assert apply(conn, upsert(tenant, record))["status"] == "applied"
     assert column_types(conn)["brand_new"] == "text"
 
 
@@ -326,7 +327,7 @@ def test_bad_column_names_are_refused_and_nothing_changes(
     conn: psycopg.Connection[Any], tenant: str
 ) -> None:
     conn.execute("CREATE TABLE public.x (v int)")
-    assert insert(conn, tenant, rec(title="seed"))["status"] == "applied"
+    assert apply(conn, upsert(tenant, rec(title="seed")))["status"] == "applied"
     before = catalog(conn)
     rows_before = conn.execute("SELECT * FROM optiqoflow.work_orders ORDER BY id").fetchall()
     for name in BAD_NAMES:
@@ -349,7 +350,7 @@ def test_bad_column_names_are_refused_and_nothing_changes(
 
     # a 63-character name is fine, and arrives whole (PITFALLS 1)
     longest = "c" * 63
-    assert insert(conn, tenant, rec(**{longest: "v"}))["status"] == "applied"
+    assert apply(conn, upsert(tenant, rec(**{longest: "v"})))["status"] == "applied"
     assert column_types(conn)[longest] == "text"
     assert longest in (tracked(conn, tenant) or [])
 
@@ -370,13 +371,13 @@ def test_a_value_that_does_not_fit_is_refused_and_kept(
     conn: psycopg.Connection[Any], tenant: str
 ) -> None:
     first = rec(title="first", priority=1, evolved_n=1)
-    assert insert(conn, tenant, first)["status"] == "applied"
+    assert apply(conn, upsert(tenant, first))["status"] == "applied"
     before = catalog(conn)
     rows_before = conn.execute("SELECT * FROM optiqoflow.work_orders ORDER BY id").fetchall()
     for column, bad_value in BAD_VALUES:
         # an update of the stored row, with a good new column beside the bad value
         payload = {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenant,
-                   "record": {**first, "updated_at": version(), "title": "second", "fresh_col": "x", column: bad_value}}  # fmt: skip
+                   "record": {**first, "updated_at": next_version(), "title": "second", "fresh_col": "x", column: bad_value}}  # fmt: skip
         answer = apply(conn, payload)
         assert answer["status"] == "refused", (column, bad_value, answer)
         assert answer["sqlstate"][:2] in ("22", "OF"), answer
@@ -413,7 +414,9 @@ def test_a_new_mapping_gets_its_table_on_the_first_push(
         " VALUES ('equipment_items', 'equipment')"
     )
     assert column_types(conn, "optiqoflow.equipment") == {}
-    answer = insert(conn, tenant, rec(name="vacuum", watts=1200, tags=["a"]), "equipment_items")
+    answer = apply(
+        conn, upsert(tenant, rec(name="vacuum", watts=1200, tags=["a"]), table="equipment_items")
+    )
     assert answer["status"] == "applied" and answer["table"] == "equipment", answer
 
     types = column_types(conn, "optiqoflow.equipment")

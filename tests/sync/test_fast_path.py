@@ -17,8 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import apply
-from tests.sync_helpers import SOURCE, TARGET, new_id, rec, row, upsert, v
+from tests.helpers import SOURCE, TARGET, apply, new_id, rec, row, upsert, v
 
 Conn = psycopg.Connection[Any]
 

@@ -16,7 +16,6 @@ proved with a sentinel NOTIFY sent afterwards on another channel, not with a sle
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
@@ -30,14 +29,12 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.conftest import apply
+from tests.helpers import TARGET, apply, count, delete, full_sync, new_id, rec, upsert
 
-SOURCE, TARGET = "adhoc_work_orders", "work_orders"
 SITES_SOURCE, SITES = "customer_sites", "sites"
 TEAMS_SOURCE = "staff_teams"  # a table no chart reads
 CHANNEL = "optiqoflow_invalidation"
 SENTINEL = "optiqoflow_test_sentinel"
-BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 # The refill protocol a dashboard runs (README, "Refilling a cache entry"), verbatim.
 CLAIM = (
@@ -84,48 +81,9 @@ def mark_fresh(c: Conn, chart: str) -> int:
 # --- payloads ------------------------------------------------------------------------
 
 
-def ts(n: int) -> str:
-    """Version n as the ISO 8601 text a sender puts in updated_at."""
-    return (BASE + dt.timedelta(minutes=n)).isoformat().replace("+00:00", "Z")
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def upsert(
-    tenant: str, id_: str, n: int, op: str = "INSERT", source: str = SOURCE, **env: Any
-) -> dict[str, Any]:
-    record = {"id": id_, "updated_at": ts(n), "title" if source == SOURCE else "name": f"v{n}"}
-    return {"type": op, "table": source, "tenant_id": tenant, "record": record, **env}
-
-
-def delete(tenant: str, id_: str, n: int, **env: Any) -> dict[str, Any]:
-    return {
-        "type": "DELETE",
-        "table": SOURCE,
-        "tenant_id": tenant,
-        "record": None,
-        "old_record": {"id": id_, "updated_at": ts(n)},
-        **env,
-    }
-
-
-def full_sync(
-    tenant: str, records: list[dict[str, Any]], offset: int, **env: Any
-) -> dict[str, Any]:
-    return {
-        "type": "FULL_SYNC",
-        "table": SOURCE,
-        "tenant_id": tenant,
-        "records": records,
-        "offset": offset,
-        **env,
-    }
-
-
 def batch(n_records: int, version: int) -> list[dict[str, Any]]:
-    return [{"id": new_id(), "updated_at": ts(version), "title": "x"} for _ in range(n_records)]
+    """n_records new work orders at version n, for a FULL_SYNC batch."""
+    return [rec(new_id(), version, title="x") for _ in range(n_records)]
 
 
 # --- charts and cache entries --------------------------------------------------------
@@ -204,12 +162,6 @@ def push_logs(c: Conn, tenant: str | None = None) -> list[dict[str, Any]]:
             "  FROM tenants.tenant_data_push_log WHERE %(t)s::uuid IS NULL OR tenant_id = %(t)s ORDER BY id",
             {"t": tenant},
         ).fetchall()
-
-
-def count(c: Conn, query: str, *params: Any) -> int:
-    row = c.execute(query, params).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def invalidate(c: Conn, tenant: str, tables: list[str]) -> dict[str, Any]:
@@ -360,13 +312,13 @@ def in_thread(fn: Callable[[], Any]) -> tuple[ThreadPoolExecutor, Future[Any]]:
 def test_push_log_one_row_per_applied_delivery(conn: Conn, tenant: str) -> None:
     a, b = new_id(), new_id()
     answers = [
-        apply(conn, upsert(tenant, a, 1)),
-        apply(conn, upsert(tenant, a, 2, op="UPDATE")),
-        apply(conn, delete(tenant, a, 3)),
-        apply(conn, delete(tenant, b, 3)),  # nothing stored: applied, rows 0 (a tombstone)
+        apply(conn, upsert(tenant, rec(a, 1, title="v1"))),
+        apply(conn, upsert(tenant, rec(a, 2, title="v2"), "UPDATE")),
+        apply(conn, delete(tenant, rec(a, 3))),
+        apply(conn, delete(tenant, rec(b, 3))),  # nothing stored: applied, rows 0 (a tombstone)
         apply(conn, full_sync(tenant, batch(3, 5), 0)),
         apply(conn, full_sync(tenant, batch(2, 5), 3)),
-        apply(conn, upsert(tenant, new_id(), 1, source=SITES_SOURCE)),
+        apply(conn, upsert(tenant, rec(new_id(), 1, name="v1"), table=SITES_SOURCE)),
     ]
     assert [x["status"] for x in answers] == ["applied"] * 7
     assert [x["rows"] for x in answers] == [1, 1, 1, 0, 3, 2, 1]
@@ -396,7 +348,7 @@ def test_push_log_is_written_in_the_delivery_transaction(
 ) -> None:
     id_ = new_id()
     with conn.transaction():
-        answer = apply(conn, upsert(tenant, id_, 1))
+        answer = apply(conn, upsert(tenant, rec(id_, 1, title="v1")))
         row = conn.execute("SELECT pg_current_xact_id()::text, now()").fetchone()
         assert row is not None
         xid, now = row
@@ -418,7 +370,7 @@ def test_push_log_is_written_in_the_delivery_transaction(
 def test_rolled_back_delivery_leaves_neither_data_nor_push_log(conn: Conn, world: World) -> None:
     before = snapshot(conn)
     with conn.transaction():
-        answer = apply(conn, upsert(world.a, new_id(), 1))
+        answer = apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
         assert answer["status"] == "applied"
         assert len(push_logs(conn)) == 1
         raise psycopg.Rollback  # leaves the block, rolled back
@@ -434,26 +386,34 @@ NOT_APPLIED: dict[
     str,
     tuple[Callable[[str, str], list[dict[str, Any]]], Callable[[str, str], dict[str, Any]], str],
 ] = {
-    "same delivery id": (lambda t, i: [upsert(t, i, 1)], lambda t, i: upsert(t, i, 2), "duplicate"),
+    "same delivery id": (
+        lambda t, i: [upsert(t, rec(i, 1, title="v1"))],
+        lambda t, i: upsert(t, rec(i, 2, title="v2")),
+        "duplicate",
+    ),
     "same event_id": (
-        lambda t, i: [upsert(t, i, 1, event_id="ev-1")],
-        lambda t, i: upsert(t, i, 2, event_id="ev-1"),
+        lambda t, i: [upsert(t, rec(i, 1, title="v1"), event_id="ev-1")],
+        lambda t, i: upsert(t, rec(i, 2, title="v2"), event_id="ev-1"),
         "duplicate",
     ),
     "same version": (
-        lambda t, i: [upsert(t, i, 1)],
-        lambda t, i: upsert(t, i, 1, op="UPDATE"),
+        lambda t, i: [upsert(t, rec(i, 1, title="v1"))],
+        lambda t, i: upsert(t, rec(i, 1, title="v1"), "UPDATE"),
         "duplicate",
     ),
     "older version": (
-        lambda t, i: [upsert(t, i, 5)],
-        lambda t, i: upsert(t, i, 4, op="UPDATE"),
+        lambda t, i: [upsert(t, rec(i, 5, title="v5"))],
+        lambda t, i: upsert(t, rec(i, 4, title="v4"), "UPDATE"),
         "stale",
     ),
-    "older delete": (lambda t, i: [upsert(t, i, 5)], lambda t, i: delete(t, i, 4), "stale"),
+    "older delete": (
+        lambda t, i: [upsert(t, rec(i, 5, title="v5"))],
+        lambda t, i: delete(t, rec(i, 4)),
+        "stale",
+    ),
     "write older than a tombstone": (
-        lambda t, i: [upsert(t, i, 1), delete(t, i, 5)],
-        lambda t, i: upsert(t, i, 4, op="UPDATE"),
+        lambda t, i: [upsert(t, rec(i, 1, title="v1")), delete(t, rec(i, 5))],
+        lambda t, i: upsert(t, rec(i, 4, title="v4"), "UPDATE"),
         "stale",
     ),
     "full-sync batch again": (
@@ -463,22 +423,22 @@ NOT_APPLIED: dict[
     ),
     "unknown table": (
         lambda t, i: [],
-        lambda t, i: {**upsert(t, i, 1), "table": "no_such_table"},
+        lambda t, i: {**upsert(t, rec(i, 1, title="v1")), "table": "no_such_table"},
         "refused",
     ),
     "value that does not fit": (
         lambda t, i: [],
         lambda t, i: {
-            **upsert(t, i, 1),
-            "record": {"id": i, "updated_at": ts(1), "priority": "high"},
+            **upsert(t, rec(i, 1, title="v1")),
+            "record": rec(i, 1, priority="high"),
         },
         "refused",
     ),
     "record of another tenant": (
         lambda t, i: [],
         lambda t, i: {
-            **upsert(t, i, 1),
-            "record": {"id": i, "updated_at": ts(1), "tenant_id": new_id()},
+            **upsert(t, rec(i, 1, title="v1")),
+            "record": rec(i, 1, tenant_id=new_id()),
         },
         "refused",
     ),
@@ -567,7 +527,7 @@ def test_apply_webhook_invalidates_its_tenant_and_table(conn: Conn, world: World
     id_ = new_id()
     conn.execute("SET track_functions = 'pl'")
     with conn.transaction():
-        answer = apply(conn, upsert(world.a, id_, 1))
+        answer = apply(conn, upsert(world.a, rec(id_, 1, title="v1")))
         stats = xact_stats(conn)
     assert answer["status"] == "applied"
     assert sorted(answer["charts_invalidated"]) == world.a_charts_on_work_orders()
@@ -576,7 +536,7 @@ def test_apply_webhook_invalidates_its_tenant_and_table(conn: Conn, world: World
 
     # the same id for tenant B invalidates B's caches, and leaves A's as they are
     before = snapshot(conn)
-    answer = apply(conn, upsert(world.b, id_, 1))
+    answer = apply(conn, upsert(world.b, rec(id_, 1, title="v1")))
     assert sorted(answer["charts_invalidated"]) == sorted([world.shared.id, world.b_wo.id])
     assert entry_row(conn, world.shared.entry(world.b))["is_valid"] is False
     assert entry_row(conn, world.b_wo.entry(world.b))["is_valid"] is False
@@ -620,7 +580,7 @@ def refill_all(c: Conn) -> None:
 
 
 def test_refill_without_intervening_invalidation_succeeds(conn: Conn, world: World) -> None:
-    apply(conn, upsert(world.a, new_id(), 1))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
     chart, entry = world.a_multi, world.a_multi.entry(world.a)
     assert chart_row(conn, chart.id)["cache_status"] == "stale"
 
@@ -635,13 +595,15 @@ def test_refill_without_intervening_invalidation_succeeds(conn: Conn, world: Wor
     assert (ch["cache_status"], ch["stale_since"]) == ("fresh", None)
 
     # fresh again, so the next change makes it stale again
-    assert apply(conn, upsert(world.a, new_id(), 1))["charts_invalidated"] == [world.a_multi.id]
+    assert apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))["charts_invalidated"] == [
+        world.a_multi.id
+    ]
     assert chart_row(conn, chart.id)["cache_status"] == "stale"
     assert entry_row(conn, entry)["is_valid"] is False
 
 
 def test_mark_fresh_waits_until_every_entry_of_the_chart_is_valid(conn: Conn, world: World) -> None:
-    apply(conn, upsert(world.a, new_id(), 1))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
     chart = world.a_wo  # two entries (two cache keys)
     assert write(conn, chart.entry(world.a), claim(conn, chart.entry(world.a))) == 1
     assert mark_fresh(conn, chart.id) == 0  # "by-site" is still invalid
@@ -653,14 +615,14 @@ def test_mark_fresh_waits_until_every_entry_of_the_chart_is_valid(conn: Conn, wo
 def test_invalidation_between_claim_and_write_discards_the_refill(
     conn: Conn, world: World, listener: Listener
 ) -> None:
-    apply(conn, upsert(world.a, new_id(), 1))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
     chart, entry = world.a_multi, world.a_multi.entry(world.a)
     listener.drain()
 
     generation = claim(conn, entry)
     # new data arrives while the dashboard computes: the entry was already invalid and the
     # chart already stale, but the refill in progress is outdated now
-    answer = apply(conn, upsert(world.a, new_id(), 2, source=SITES_SOURCE))
+    answer = apply(conn, upsert(world.a, rec(new_id(), 2, name="v2"), table=SITES_SOURCE))
     assert world.a_multi.id in answer["charts_invalidated"]
     e = entry_row(conn, entry)
     assert (e["is_valid"], e["generation"]) == (False, generation + 1)
@@ -686,11 +648,11 @@ def test_mark_fresh_waits_for_a_delivery_in_flight(
     (A plain `NOT EXISTS (... NOT is_valid)` would not wait: it reads the entry's old,
     valid version and marks the chart fresh over an invalid entry.)"""
     chart, entry = world.a_multi, world.a_multi.entry(world.a)
-    apply(conn, upsert(world.a, new_id(), 1))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
     assert write(conn, entry, claim(conn, entry)) == 1
 
     with conn.transaction():  # the delivery
-        assert apply(conn, upsert(world.a, new_id(), 2))["charts_invalidated"]
+        assert apply(conn, upsert(world.a, rec(new_id(), 2, title="v2")))["charts_invalidated"]
         pool, marked = in_thread(lambda: mark_fresh(other_conn, chart.id))
         wait_until_blocked(conn, other_conn.info.backend_pid)
     assert marked.result(timeout=10) == 0
@@ -707,13 +669,15 @@ def test_delivery_racing_a_mark_fresh_leaves_the_chart_stale(
     reaches the invalidation and waits for the entry. After both commit the entry is
     invalid, so the chart must be stale, not 'fresh' over an invalid entry."""
     chart, entry = world.a_multi, world.a_multi.entry(world.a)
-    apply(conn, upsert(world.a, new_id(), 1))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
     assert write(conn, entry, claim(conn, entry)) == 1
     listener.drain()
 
     with other_conn.transaction():  # the dashboard
         assert mark_fresh(other_conn, chart.id) == 1
-        pool, delivered = in_thread(lambda: apply(conn, upsert(world.a, new_id(), 2)))
+        pool, delivered = in_thread(
+            lambda: apply(conn, upsert(world.a, rec(new_id(), 2, title="v2")))
+        )
         wait_until_blocked(other_conn, conn.info.backend_pid)
     answer = delivered.result(timeout=10)
     pool.shutdown()
@@ -728,7 +692,7 @@ def test_delivery_racing_a_mark_fresh_leaves_the_chart_stale(
 
 def test_notification_is_delivered_at_commit(conn: Conn, world: World, listener: Listener) -> None:
     with conn.transaction():
-        answer = apply(conn, upsert(world.a, new_id(), 1))
+        answer = apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
         assert listener.drain() == []  # data not committed: nothing announced yet
     assert listener.drain() == [
         {"tenant_id": world.a, "tables": [TARGET], "charts": world.a_charts_on_work_orders()}
@@ -740,7 +704,7 @@ def test_rolled_back_delivery_notifies_nothing(
     conn: Conn, world: World, listener: Listener
 ) -> None:
     with conn.transaction():
-        assert apply(conn, upsert(world.a, new_id(), 1))["charts_invalidated"]
+        assert apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))["charts_invalidated"]
         raise psycopg.Rollback  # leaves the block, rolled back
     assert listener.drain() == []
 
@@ -748,9 +712,9 @@ def test_rolled_back_delivery_notifies_nothing(
 def test_one_notification_per_delivery_and_tenant(
     conn: Conn, world: World, listener: Listener
 ) -> None:
-    apply(conn, upsert(world.a, new_id(), 1))
-    apply(conn, upsert(world.b, new_id(), 1))
-    apply(conn, upsert(world.a, new_id(), 1, source=SITES_SOURCE))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
+    apply(conn, upsert(world.b, rec(new_id(), 1, title="v1")))
+    apply(conn, upsert(world.a, rec(new_id(), 1, name="v1"), table=SITES_SOURCE))
     assert listener.drain() == [
         {"tenant_id": world.a, "tables": [TARGET], "charts": world.a_charts_on_work_orders()},
         {
@@ -786,13 +750,13 @@ def test_full_sync_announces_once_per_refill(
 def test_no_notification_when_nothing_became_stale(
     conn: Conn, world: World, listener: Listener
 ) -> None:
-    no_chart_reads_it = upsert(world.a, new_id(), 1, source=TEAMS_SOURCE)
+    no_chart_reads_it = upsert(world.a, rec(new_id(), 1, name="v1"), table=TEAMS_SOURCE)
     assert apply(conn, no_chart_reads_it)["status"] == "applied"
-    assert apply(conn, delete(world.a, new_id(), 1))["rows"] == 0  # nothing was stored
+    assert apply(conn, delete(world.a, rec(new_id(), 1)))["rows"] == 0  # nothing was stored
     assert listener.drain() == []
-    apply(conn, upsert(world.a, new_id(), 1))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
     assert len(listener.drain()) == 1
-    apply(conn, upsert(world.a, new_id(), 1))  # everything already stale
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))  # everything already stale
     assert invalidate(conn, world.a, [TARGET]) == {"entries": 0, "charts": []}
     assert listener.drain() == []
 
@@ -809,7 +773,7 @@ def test_many_dependent_charts_still_apply_and_announce(
         " INSERT INTO public.chart_data_cache (chart_id, tenant_id, data) SELECT id, %(t)s, '{}' FROM ch",
         {"t": tenant, "table": TARGET},
     )
-    answer = apply(conn, upsert(tenant, new_id(), 1))
+    answer = apply(conn, upsert(tenant, rec(new_id(), 1, title="v1")))
     assert answer["status"] == "applied"
     assert count(conn, "SELECT count(*) FROM public.chart_data_cache WHERE NOT is_valid") == 250
     notes = listener.drain()
@@ -834,7 +798,7 @@ def test_readme_listen_snippet(db_dsn: str, conn: Conn, world: World) -> None:
 
     pool, done = in_thread(dashboard)
     assert ready.wait(10)
-    apply(conn, upsert(world.a, new_id(), 1))
+    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
     done.result(timeout=15)
     pool.shutdown()
     assert sorted(refreshed) == [(world.a, c) for c in world.a_charts_on_work_orders()]

@@ -12,9 +12,9 @@ from typing import Any
 
 import psycopg
 
-from tests.conftest import apply
-from tests.sync_helpers import (
+from tests.helpers import (
     TARGET,
+    apply,
     delete,
     full_sync,
     log_row,

@@ -14,9 +14,17 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import apply, fresh_database
-from tests.receiver_helpers import zone_payload
-from tests.sync_helpers import TARGET, delete, in_opposite_orders, new_id, rec, upsert
+from tests.helpers import (
+    TARGET,
+    apply,
+    delete,
+    fresh_database,
+    in_opposite_orders,
+    new_id,
+    rec,
+    upsert,
+    zone_payload,
+)
 
 Conn = psycopg.Connection[Any]
 
@@ -40,9 +48,7 @@ def events(tenant: str, a: str, b: str) -> list[dict[str, Any]]:
         upsert(tenant, rec(a, 2, title="a2"), "UPDATE"),
         upsert(tenant, rec(b, 1, title="b1", extra_note="new column")),
         upsert(tenant, rec(a, 1, title="older")),  # stale
-        upsert(
-            tenant, {"id": b, "updated_at": "2026-01-01T00:10:00Z", "priority": "high"}
-        ),  # refused
+        upsert(tenant, rec(b, 10, priority="high")),  # refused
         {"type": "INSERT", "table": "no_such_table", "tenant_id": tenant, "record": {"id": a}},
         delete(tenant, {"id": b}, occurred_at="2026-01-01T00:05:00Z"),
         upsert(tenant, rec(a, 3, title="a3")),  # its delivery id repeats the first's: duplicate

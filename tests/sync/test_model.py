@@ -15,7 +15,6 @@ the same examples every time.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -36,6 +35,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+
+from tests.helpers import apply, rec
 
 ALL_PHASES = tuple(Phase)
 NO_SHRINK = tuple(p for p in Phase if p is not Phase.shrink)
@@ -128,18 +129,10 @@ class SyncModel(RuleBasedStateMachine):
         self.versions[rid].append(v)
         if op == "DELETE":
             payload = self.envelope(
-                "DELETE",
-                record=None,
-                old_record={"id": rid, "tenant_id": self.tenant, "updated_at": iso(v)},
+                "DELETE", record=None, old_record=rec(rid, iso(v), tenant_id=self.tenant)
             )
         else:
-            record: dict[str, Any] = {
-                "id": rid,
-                "tenant_id": self.tenant,
-                "updated_at": iso(v),
-                "rating": rating,
-                "comment": comment,
-            }
+            record = rec(rid, iso(v), tenant_id=self.tenant, rating=rating, comment=comment)
             if partial:
                 del record["comment"]
             payload = self.envelope(op, record=record, old_record=None)
@@ -235,11 +228,14 @@ class SyncModel(RuleBasedStateMachine):
             for rid in [k for k in self.rows if k not in ids and run.number not in self.in_run[k]]:
                 del self.rows[rid]
         newest: dict[str, dict[str, Any]] = {}
-        for rec in records:  # a key twice in a batch: its newest version
-            if rec["id"] not in newest or rec["updated_at"] > newest[rec["id"]]["updated_at"]:
-                newest[rec["id"]] = rec
-        for rec in newest.values():
-            self.write(rec, run)
+        for record in records:  # a key twice in a batch: its newest version
+            if (
+                record["id"] not in newest
+                or record["updated_at"] > newest[record["id"]]["updated_at"]
+            ):
+                newest[record["id"]] = record
+        for record in newest.values():
+            self.write(record, run)
         if completes:  # rows neither in the run nor written after it started
             run.state = "complete"
             for rid, row in list(self.rows.items()):
@@ -251,12 +247,7 @@ class SyncModel(RuleBasedStateMachine):
     # --- the database ------------------------------------------------------------------
 
     def apply(self, d: Delivery) -> dict[str, Any]:
-        row = self.conn.execute(
-            "SELECT optiqoflow.apply_webhook(%s::jsonb, %s)", (json.dumps(d.payload), d.delivery_id)
-        ).fetchone()
-        assert row is not None
-        result: dict[str, Any] = row[0]
-        return result
+        return apply(self.conn, d.payload, d.delivery_id)
 
     def deliver(self, d: Delivery) -> None:
         answer = self.apply(d)
@@ -331,9 +322,7 @@ class SyncModel(RuleBasedStateMachine):
             return
         old = self.versions[rid][:-1][i % (len(self.versions[rid]) - 1)]
         payload = self.envelope(
-            "DELETE",
-            record=None,
-            old_record={"id": rid, "tenant_id": self.tenant, "updated_at": iso(old)},
+            "DELETE", record=None, old_record=rec(rid, iso(old), tenant_id=self.tenant)
         )
         self.deliver(Delivery(payload, str(uuid.uuid4())))
 
@@ -367,13 +356,13 @@ class SyncModel(RuleBasedStateMachine):
             if any(r["id"] == rid and r["updated_at"] == iso(v) for r in records):
                 continue  # one version of a key once per run
             records.append(
-                {
-                    "id": rid,
-                    "tenant_id": self.tenant,
-                    "updated_at": iso(v),
-                    "rating": order.randint(1, 5),
-                    "comment": f"sync {v}",
-                }
+                rec(
+                    rid,
+                    iso(v),
+                    tenant_id=self.tenant,
+                    rating=order.randint(1, 5),
+                    comment=f"sync {v}",
+                )
             )
         total = len(records) if with_total else None
         sync_id = f"run-{uuid.uuid4()}" if with_sync_id else None

@@ -14,10 +14,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import apply
-from tests.sync_helpers import (
+from tests.helpers import (
     SOURCE,
     TARGET,
+    apply,
     count,
     delete,
     log_row,
@@ -140,7 +140,7 @@ def test_equal_version_is_a_duplicate_and_changes_nothing(conn: Conn, tenant: st
     assert_logged(conn, ans, "duplicate", tenant, "UPDATE")
     assert pushes_for(conn, ans["log_id"]) == []
     # the same instant spelled with another offset is equal too
-    same = {"id": k, "updated_at": "2026-01-01T03:00:00+02:00", "title": "other"}
+    same = rec(k, "2026-01-01T03:00:00+02:00", title="other")
     assert_answer(apply(conn, upsert(tenant, same, "UPDATE")), "duplicate", 0)
     assert row(conn, tenant, k) == before
 
@@ -390,7 +390,7 @@ def _refusals(t: str, k: str) -> list[tuple[str, dict[str, Any], str]]:
         ("tenant not a UUID", upsert("tenant-7", ok), "OF002"),
         ("tenant a number", upsert(None, ok, tenant_id=7), "OF002"),
         ("record names another tenant", upsert(t, {**ok, "tenant_id": OTHER}), "OF003"),
-        ("old_record names another tenant", delete(t, {"id": k, "tenant_id": OTHER, "updated_at": v(2)}), "OF003"),
+        ("old_record names another tenant", delete(t, rec(k, 2, tenant_id=OTHER)), "OF003"),
         ("UPDATE old_record names another tenant",
          {**upsert(None, {**ok, "tenant_id": t}, "UPDATE"), "old_record": {"id": k, "tenant_id": OTHER}}, "OF003"),
         ("record tenant not a UUID", upsert(t, {**ok, "tenant_id": "nope"}), "OF00"),
@@ -493,7 +493,7 @@ def test_tenant_from_the_record_and_in_another_spelling_is_the_same_tenant(
     assert_answer(
         apply(conn, upsert(None, rec(k, 2, tenant_id=tenant.upper()), "UPDATE")), "applied", 1
     )
-    ans = apply(conn, delete(None, {"id": k, "tenant_id": tenant, "updated_at": v(3)}))
+    ans = apply(conn, delete(None, rec(k, 3, tenant_id=tenant)))
     assert_answer(ans, "applied", 1)
     assert ans["tenant_id"] == tenant
     assert rows(conn, tenant) == {}
@@ -530,7 +530,7 @@ def test_uuid_spellings_reach_the_same_rows(conn: Conn, tenant: str) -> None:
     # a DELETE spelled otherwise removes it and tombstones the canonical key
     ans = apply(
         conn,
-        delete(tenant.replace("-", "").upper(), {"id": "{" + k.upper() + "}", "updated_at": v(9)}),
+        delete(tenant.replace("-", "").upper(), rec("{" + k.upper() + "}", 9)),
     )
     assert_answer(ans, "applied", 1)
     assert rows(conn, tenant) == {}

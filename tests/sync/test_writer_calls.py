@@ -16,8 +16,7 @@ from typing import Any
 
 import psycopg
 
-from tests.conftest import apply
-from tests.sync_helpers import TARGET, new_id, rec, upsert
+from tests.helpers import TARGET, apply, new_id, rec, upsert
 
 Conn = psycopg.Connection[Any]
 
@@ -99,7 +98,7 @@ def test_a_writer_the_switch_does_not_name_still_runs(conn: Conn, tenant: str) -
         "SELECT * FROM optiqoflow_gen.call_writer(%s, %s, %s, %s::jsonb, %s, now(), "
         "pg_current_xact_id(), NULL)"
     )
-    record = json.dumps([{"id": id_, "updated_at": "2026-01-01T00:05:00Z", "title": "old writer"}])
+    record = json.dumps([rec(id_, 5, title="old writer")])
     present = ["id", "updated_at", "title"]
     assert conn.execute(call, (old, tenant, TARGET, record, present)).fetchone() == (1, 0, 0)
     assert conn.execute(call, (old, tenant, TARGET, record, present)).fetchone() == (0, 1, 0)

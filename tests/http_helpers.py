@@ -1,5 +1,6 @@
-"""Shared by the receiver's HTTP tests: a receiver on a loopback port, a signed client,
-raw requests for what aiohttp's client will not send."""
+"""Shared by the tests that go through HTTP: a receiver on a loopback port, a signed
+client, raw requests for what aiohttp's client will not send. The payloads they post are
+built with tests/helpers.py (rec, upsert, zone_payload, ...)."""
 
 from __future__ import annotations
 
@@ -181,23 +182,3 @@ async def counting_listener() -> AsyncIterator[tuple[str, list[int]]]:
     finally:
         server.close()
         await server.wait_closed()
-
-
-def zone_payload(
-    tenant: str, *, name: str = "Lobby", updated_at: str = "2026-01-01T10:00:00Z", **extra: Any
-) -> dict[str, Any]:
-    record = {
-        "id": extra.pop("id", str(uuid.uuid4())),
-        "tenant_id": tenant,
-        "name": name,
-        "active": True,
-        "created_at": "2026-01-01T09:00:00Z",
-        "updated_at": updated_at,
-    }
-    return {
-        "type": "INSERT",
-        "table": "zone_categories",
-        "tenant_id": tenant,
-        "record": record,
-        **extra,
-    }

@@ -1,0 +1,325 @@
+"""What the tests share: one record builder (`rec`), the payloads around it, one `apply`
+(optiqoflow.apply_webhook called as the receiver calls it), readers of the tables a
+delivery writes, and throwaway databases. Fixtures are in tests/conftest.py; the HTTP
+side (a receiver on loopback, signed requests) in tests/http_helpers.py.
+
+Everything reads the database directly: the tests assert rows, tombstones and log rows,
+not only the answer of optiqoflow.apply_webhook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+
+SOURCE = "adhoc_work_orders"  # Optiqo's name ...
+TARGET = "work_orders"  # ... and ours
+BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+Conn = psycopg.Connection[Any]
+
+
+# --- versions and ids --------------------------------------------------------------------
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def v(n: int) -> str:
+    """Version number n (n minutes after BASE) as the ISO 8601 text a sender puts in
+    updated_at / occurred_at."""
+    return _iso(BASE + dt.timedelta(minutes=n))
+
+
+def vt(n: int) -> dt.datetime:
+    """Version number n as the timestamptz PostgreSQL hands back."""
+    return BASE + dt.timedelta(minutes=n)
+
+
+_handed_out = itertools.count(1)
+
+
+def next_version() -> str:
+    """A version newer than every one next_version() handed out before in this process
+    (one second apart, from BASE on)."""
+    return _iso(BASE + dt.timedelta(seconds=next(_handed_out)))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- the record builder ---------------------------------------------------------------------
+
+
+class _Next:
+    """The default of rec()'s version: next_version()."""
+
+
+_NEXT = _Next()
+
+
+def rec(
+    id_: str | None = None, at: int | str | _Next | None = _NEXT, /, **cols: Any
+) -> dict[str, Any]:
+    """A record as a sender puts it in `record`, `old_record` or `records`:
+    {"id": ..., "updated_at": ..., **cols}.
+
+    id_: the record's id; omitted (or None), a new UUID.
+    at: its updated_at. An int n is v(n); a string is sent as written; None sends no
+        updated_at; omitted, next_version() (for tests where each push only needs to be
+        newer than the one before).
+    cols: every other key, as sent (they win over id_ and at: rec(updated_at=None)).
+    """
+    r: dict[str, Any] = {"id": new_id() if id_ is None else id_}
+    if isinstance(at, _Next):
+        r["updated_at"] = next_version()
+    elif isinstance(at, int):
+        r["updated_at"] = v(at)
+    elif at is not None:
+        r["updated_at"] = at
+    r.update(cols)
+    return r
+
+
+# --- payloads ---------------------------------------------------------------------------------
+
+
+def upsert(
+    tenant: str | None,
+    record: dict[str, Any],
+    op: str = "INSERT",
+    *,
+    table: str = SOURCE,
+    **env: Any,
+) -> dict[str, Any]:
+    """An INSERT (or `op`) of one record; tenant None leaves the envelope's tenant_id out;
+    env: more envelope keys (occurred_at, event_id, ...), which win over these."""
+    p: dict[str, Any] = {"type": op, "table": table}
+    if tenant is not None:
+        p["tenant_id"] = tenant
+    p["record"] = record
+    p.update(env)
+    return p
+
+
+def delete(
+    tenant: str | None, old_record: dict[str, Any], *, table: str = SOURCE, **env: Any
+) -> dict[str, Any]:
+    p: dict[str, Any] = {"type": "DELETE", "table": table}
+    if tenant is not None:
+        p["tenant_id"] = tenant
+    p.update({"record": None, "old_record": old_record})
+    p.update(env)
+    return p
+
+
+def full_sync(
+    tenant: str,
+    records: list[dict[str, Any]],
+    offset: int,
+    total: int | None = None,
+    sync_id: str | None = None,
+    *,
+    table: str = SOURCE,
+    **env: Any,
+) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "type": "FULL_SYNC", "table": table, "tenant_id": tenant, "records": records, "offset": offset,
+    }  # fmt: skip
+    if total is not None:
+        p["total"] = total
+    if sync_id is not None:
+        p["sync_id"] = sync_id
+    p.update(env)
+    return p
+
+
+def envelope(tenant: str | None, *events: dict[str, Any]) -> dict[str, Any]:
+    """A BATCH envelope of real-time events (README, "Batch envelope")."""
+    p: dict[str, Any] = {"type": "BATCH", "events": list(events)}
+    if tenant:
+        p["tenant_id"] = tenant
+    return p
+
+
+def zone_payload(
+    tenant: str, *, name: str = "Lobby", updated_at: str = "2026-01-01T10:00:00Z", **extra: Any
+) -> dict[str, Any]:
+    """An INSERT of a zone category naming its tenant, as Optiqo sends one; `id` goes into
+    the record, every other extra key into the envelope (`table` included)."""
+    record = rec(
+        extra.pop("id", None), updated_at,
+        tenant_id=tenant, name=name, active=True, created_at="2026-01-01T09:00:00Z",
+    )  # fmt: skip
+    return upsert(tenant, record, table=extra.pop("table", "zone_categories"), **extra)
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+def apply(c: Conn, payload: dict[str, Any] | str, delivery_id: str | None = None) -> dict[str, Any]:
+    """Call optiqoflow.apply_webhook as the receiver does, return its JSON answer."""
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    row = c.execute(
+        "SELECT optiqoflow.apply_webhook(%s::jsonb, %s)", (body, delivery_id)
+    ).fetchone()
+    assert row is not None
+    result: dict[str, Any] = row[0]
+    return result
+
+
+def push(c: Conn, tenant: str, table: str = SOURCE, **fields: Any) -> dict[str, Any]:
+    """INSERT one new record with these fields (or `record=`); asserts it was applied."""
+    answer = apply(c, upsert(tenant, fields.pop("record", None) or rec(**fields), table=table))
+    assert answer["status"] == "applied", answer
+    return answer
+
+
+def in_opposite_orders(
+    send: Callable[[list[str], int], None], ids: list[str]
+) -> list[BaseException]:
+    """Three rounds of six threads, each calling send(ids in one order or the reverse, a
+    version number unique to the thread, newest in the last round); the errors raised."""
+    errors: list[BaseException] = []
+
+    def run(order: list[str], version: int) -> None:
+        try:
+            send(order, version)
+        except BaseException as e:
+            errors.append(e)
+
+    for round_ in range(3):
+        threads = [
+            threading.Thread(target=run, args=(ids if i % 2 else ids[::-1], round_ * 10 + i + 1))
+            for i in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return errors
+
+
+# --- readers ----------------------------------------------------------------------------------
+
+
+def row(c: Conn, tenant: str, id_: str, table: str = TARGET) -> dict[str, Any] | None:
+    """The stored row (every column, bookkeeping included), or None."""
+    with c.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT * FROM optiqoflow.{table} WHERE tenant_id = %s AND id = %s",
+            (tenant, id_),
+            prepare=False,
+        ).fetchone()
+
+
+def rows(c: Conn, tenant: str, table: str = TARGET) -> dict[str, dict[str, Any]]:
+    """The tenant's rows of a target table, by id (text)."""
+    with c.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(
+            f"SELECT * FROM optiqoflow.{table} WHERE tenant_id = %s ORDER BY id",
+            (tenant,),
+            prepare=False,
+        ).fetchall()
+    return {str(r["id"]): r for r in found}
+
+
+def versions(c: Conn, tenant: str, table: str = TARGET) -> dict[str, dt.datetime]:
+    return {k: r["updated_at"] for k, r in rows(c, tenant, table).items()}
+
+
+def tombstone(c: Conn, tenant: str, id_: str, table: str = TARGET) -> dt.datetime | None:
+    found = c.execute(
+        "SELECT version FROM optiqoflow.tombstones WHERE tenant_id = %s AND target_table = %s AND id = %s",
+        (tenant, table, id_),
+    ).fetchone()
+    return None if found is None else found[0]
+
+
+def tombstones(c: Conn, tenant: str, table: str = TARGET) -> dict[str, dt.datetime]:
+    found = c.execute(
+        "SELECT id::text, version FROM optiqoflow.tombstones WHERE tenant_id = %s AND target_table = %s",
+        (tenant, table),
+    ).fetchall()
+    return dict(found)
+
+
+def log_row(c: Conn, log_id: int) -> dict[str, Any]:
+    with c.cursor(row_factory=dict_row) as cur:
+        found = cur.execute(
+            "SELECT * FROM optiqoflow.webhook_logs WHERE id = %s", (log_id,)
+        ).fetchone()
+    assert found is not None, f"no webhook_logs row {log_id}"
+    return found
+
+
+def push_logs(c: Conn, tenant: str | None = None) -> list[dict[str, Any]]:
+    with c.cursor(row_factory=dict_row) as cur:
+        if tenant is None:
+            return cur.execute("SELECT * FROM tenants.tenant_data_push_log ORDER BY id").fetchall()
+        return cur.execute(
+            "SELECT * FROM tenants.tenant_data_push_log WHERE tenant_id = %s ORDER BY id", (tenant,)
+        ).fetchall()
+
+
+def count(c: Conn, query: str, *params: Any) -> int:
+    found = c.execute(query, params).fetchone()
+    assert found is not None
+    return int(found[0])
+
+
+def sync_runs(c: Conn, tenant: str, table: str = TARGET) -> list[dict[str, Any]]:
+    with c.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT * FROM optiqoflow.sync_runs WHERE tenant_id = %s AND target_table = %s ORDER BY id",
+            (tenant, table),
+        ).fetchall()
+
+
+# --- databases ----------------------------------------------------------------------------------
+
+
+def dsn_with_db(dsn: str, dbname: str, **extra: Any) -> str:
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = dbname
+    params.update(extra)
+    return make_conninfo("", **params)
+
+
+_databases = itertools.count()
+
+
+@contextlib.contextmanager
+def fresh_database(pg_admin_dsn: str, template: str | None) -> Iterator[str]:
+    """DSN of a new database (a copy of `template`, or empty), dropped afterwards."""
+    name = f"optiqoflow_t{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
+        if template:
+            c.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        else:
+            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield dsn_with_db(pg_admin_dsn, name)
+    finally:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
+            c.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
