@@ -9,7 +9,7 @@ Where the server comes from (first that applies):
    a temporary folder for the session.
 
 Tests that stop or kill PostgreSQL use `own_server`, a throwaway embedded server of
-their own, never the shared one (PITFALLS 14).
+their own, never the shared one: every other test of the session is using that one.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def full_sync(
 
 
 def envelope(tenant: str | None, *events: dict[str, Any]) -> dict[str, Any]:
-    """A BATCH envelope of real-time events (README, "Batch envelope")."""
+    """A BATCH envelope of real-time events (docs/payloads.md, "BATCH")."""
     p: dict[str, Any] = {"type": "BATCH", "events": list(events)}
     if tenant:
         p["tenant_id"] = tenant

@@ -1,10 +1,10 @@
 """Scale-out on Citus: optiqoflow.distribute() and the tenant-delegated write path.
 
 Tests marked `citus` run against the coordinator named by OPTIQOFLOW_CITUS_DSN (a
-database with the citus extension and its workers added; see the README, "Scale-out on
-Citus"). They migrate it to head and distribute it (both idempotent), then work with
-fresh tenants only, so they can run again on the same cluster. Without the variable, or
-without the extension there, they skip and say why.
+database with the citus extension and its workers added; see docs/citus.md). They
+migrate it to head and distribute it (both idempotent), then work with fresh tenants
+only, so they can run again on the same cluster. Without the variable, or without the
+extension there, they skip and say why.
 """
 
 from __future__ import annotations
@@ -280,13 +280,13 @@ def test_tenant_views_and_rls_on_the_cluster(cc: psycopg.Connection[Any]) -> Non
         deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": t,
                      "record": rec(rid, T(1), title=t[:8])})
     # Citus opens the worker connections as the current role: the reading roles must be
-    # able to log in on the workers (README, "Scale-out on Citus")
+    # able to log in on the workers (docs/citus.md)
     workers_say(cc, "SET citus.enable_ddl_propagation TO off; ALTER ROLE authenticated LOGIN")
     with cc.transaction():
         cc.execute("SET LOCAL citus.propagate_set_commands TO 'local'")
         cc.execute("SET LOCAL ROLE authenticated")
         # SET LOCAL reaches the workers (citus.propagate_set_commands = local); a
-        # set_config() call does not (PITFALLS 23)
+        # set_config() call does not, so claims set with it would not reach them
         cc.execute(psycopg.sql.SQL("SET LOCAL request.jwt.claims = {}").format(
             psycopg.sql.Literal(json.dumps({"tenant_id": a}))))
         base = cc.execute("SELECT tenant_id::text, title FROM optiqoflow.work_orders").fetchall()

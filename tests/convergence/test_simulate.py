@@ -2,7 +2,8 @@
 signatures, a destination PostgreSQL restarted mid-run; then the convergence check.
 
 The destination is `own_server` (a throwaway server this test may stop); the source is
-a fresh database on the shared test server, which is never stopped (PITFALLS 14).
+a fresh database on the shared test server, which is never stopped (every other test of
+the session is using it).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def source_dsn(pg_admin_dsn: str) -> Iterator[str]:
 
 @pytest.fixture(params=[1, 16], ids=["one call per delivery", "group commit"])
 def group_commit(request: pytest.FixtureRequest) -> int:
-    """OPTIQO_GROUP_COMMIT of the receiver (README "Group commit")."""
+    """OPTIQO_GROUP_COMMIT of the receiver (docs/group-commit.md)."""
     return int(request.param)
 
 

@@ -1,4 +1,4 @@
-"""Group commit through the receiver (README "Group commit", OPTIQO_GROUP_COMMIT): real-time
+"""Group commit through the receiver (docs/group-commit.md, OPTIQO_GROUP_COMMIT): real-time
 deliveries queued at the gate while no connection is free are applied together by one
 call and one commit, each answered as it would be alone; a group that fails as one goes
 one by one. What optiqoflow.apply_webhook_group itself does is tests/sync/test_group_commit.py.

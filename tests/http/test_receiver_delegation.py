@@ -1,8 +1,8 @@
 """The receiver's Citus switch (OPTIQO_CITUS_DELEGATION) on plain PostgreSQL.
 
 On plain PostgreSQL the receiver must keep making exactly one database call per
-delivery, `SELECT optiqoflow.apply_webhook($1::jsonb, $2)` (CONTRACT section 1): the
-two-step path (receiver.citus) is only taken where Citus delegates
+delivery, `SELECT optiqoflow.apply_webhook($1::jsonb, $2)` (docs/payloads.md, "The
+endpoint"): the two-step path (receiver.citus) is only taken where Citus delegates
 optiqoflow.apply_tenant_webhook. Every statement the receiver's connections run is
 recorded here, on a real receiver over loopback HTTP with a real database. The same
 two-step code is also forced on (`on`) against functions replaced in the test's

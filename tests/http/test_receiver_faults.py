@@ -1,7 +1,8 @@
 """The receiver when PostgreSQL goes away, and `optiqoflow serve` as a process:
 start-up checks, graceful shutdown, the embedded database.
 
-Tests that stop or kill PostgreSQL use `own_server`, never the shared one (PITFALLS 14).
+Tests that stop or kill PostgreSQL use `own_server`, never the shared one (every other
+test of the session is using it).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from receiver.database import CHECK_IDLE_SECONDS, Connection, Freshness
 from tests.helpers import zone_payload
 from tests.http_helpers import SECRET, receiver_config, serving, signed_headers
 
-# the fault tests below hold with and without group commit (README "Group commit")
+# the fault tests below hold with and without group commit (docs/group-commit.md)
 GROUP_COMMIT = pytest.mark.parametrize("group_commit", [1, 8], ids=["alone", "group commit"])
 
 

@@ -1,5 +1,6 @@
-"""Property: whatever arrives at the endpoint, the answer is a status of the contract's
-table, never a 500 (real loopback HTTP, real database, real signatures)."""
+"""Property: whatever arrives at the endpoint, the answer is one of the statuses
+docs/payloads.md lists ("HTTP statuses"), never a 500 (real loopback HTTP, real
+database, real signatures)."""
 
 from __future__ import annotations
 

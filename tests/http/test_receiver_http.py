@@ -1,4 +1,4 @@
-"""The receiver over real loopback HTTP with real signatures (CONTRACT section 2).
+"""The receiver over real loopback HTTP with real signatures (docs/payloads.md).
 
 Tests without a database point the receiver at a port that counts connection attempts:
 nothing before a valid signature may take one. Tests with a database use a fresh
@@ -534,7 +534,7 @@ async def test_a_large_body_is_applied_while_checked_and_committed_only_if_it_pa
     assert kept == ("unusable", len(body))
 
 
-# --- the batch envelope (README "Batch envelope") ------------------------------------------
+# --- the batch envelope (docs/payloads.md, "BATCH") -----------------------------------------
 
 
 async def test_through_http_one_request_one_commit(db_dsn: str, tenant: str) -> None:

@@ -1,7 +1,8 @@
 """Tenant isolation: column tracking, the per-tenant views and tenant-id spellings.
 
-CONTRACT sections 4-5 and PITFALLS 1, 2, 4, 5, 6, 10. Rights (who may read or change
-what) are in test_privileges.py; schema evolution in tests/sync/test_evolution.py.
+The rules are in docs/semantics.md ("Tenant safety", "Per-tenant views"). Rights (who
+may read or change what) are in test_privileges.py; schema evolution in
+tests/sync/test_evolution.py.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def test_views_regenerated_exactly_when_the_column_set_grows(
         "SELECT xmin::text FROM tenants.tenant_column_access WHERE tenant_id = %s", (tenant,)
     ).fetchone()
     assert row is not None and row[0] == tracking_xmin, (
-        "the tracking row was rewritten (PITFALLS 10)"
+        "the tracking row was rewritten although no column was new"
     )
 
     # a new column: exactly one regeneration
@@ -294,7 +295,8 @@ def assert_view_rights(c: psycopg.Connection[Any], tenant: str, table: str) -> N
 
 
 def test_concurrent_first_pushes_of_one_tenant(db_dsn: str) -> None:
-    """Several connections create one tenant's first views at once (PITFALLS 5)."""
+    """Several connections create one tenant's first views at once: the per-tenant lock
+    serialises the view DDL, so no push fails and every view ends with every column."""
     tables = [
         ("adhoc_work_orders", {"title": "t"}),
         ("adhoc_work_orders", {"status": "s"}),
@@ -352,7 +354,9 @@ def test_concurrent_first_pushes_of_one_tenant(db_dsn: str) -> None:
 def test_long_reader_of_a_view_makes_a_regenerating_push_fail_fast(
     db_dsn: str, conn: psycopg.Connection[Any], tenant: str
 ) -> None:
-    """PITFALLS 6: DDL behind a dashboard query gives a retryable 55P03, not a frozen queue."""
+    """DDL waiting behind a dashboard query gives up after optiqoflow.ddl_lock_timeout
+    with a retryable 55P03: were it to wait, every later reader of the view would queue
+    behind it."""
     push(conn, tenant, priority=1)
     view = sql.Identifier("tenants", f"{tenant}_work_orders")
     conn.execute("SET optiqoflow.ddl_lock_timeout = '200ms'")
@@ -401,7 +405,8 @@ def test_long_reader_of_a_view_makes_a_regenerating_push_fail_fast(
 def test_target_names_that_would_not_fit_view_names_are_refused(
     conn: psycopg.Connection[Any], tenant: str
 ) -> None:
-    """PITFALLS 1: "{uuid}_" takes 37 of 63 bytes, so a target name has at most 26."""
+    """PostgreSQL cuts identifiers at 63 bytes and "{uuid}_" takes 37 of them, so a target
+    name has at most 26: a view name is never silently cut."""
     with pytest.raises(errors.CheckViolation):
         conn.execute(
             "INSERT INTO optiqoflow.table_mappings (source_table, target_table) VALUES ('long_one', %s)",

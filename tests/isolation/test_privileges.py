@@ -1,7 +1,9 @@
 """Rights, tested as the real roles, never judged by a superuser's view.
 
-CONTRACT section 4 (roles), PITFALLS 7 (security_invoker / security_barrier), 8
-(SECURITY DEFINER: EXECUTE and search_path) and 13 (claims are not authentication).
+The rules are in docs/semantics.md ("Tenant safety", "Per-tenant views"): views run with
+the reader's rights and behind a security barrier; the write functions are SECURITY
+DEFINER with a fixed search_path, EXECUTE for service_role only; JWT claims count for
+`authenticated` only, since any session can set them.
 Roles are cluster-global: each test role gets a unique name and is dropped afterwards.
 """
 
@@ -22,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.helpers import apply, next_version, push, rec
 
-# the write functions of CONTRACT section 4: EXECUTE for service_role only
+# the write functions: EXECUTE for service_role only (docs/semantics.md, "Tenant safety")
 WRITE_FUNCTIONS = [
     ("optiqoflow", "apply_webhook"),
     ("optiqoflow", "upsert_record"),
@@ -270,7 +272,7 @@ def test_role_given_one_tenant_reads_only_that_tenant(
                 c.execute(sql.SQL("SELECT * FROM {}").format(relation))
         assert tenants_in(c, "optiqoflow.work_orders") == {a}
 
-        # claims it sets itself widen nothing (PITFALLS 13)
+        # claims it sets itself widen nothing (any session can set them)
         c.execute(
             "SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"tenant_id": b}),)
         )
@@ -544,7 +546,8 @@ def test_security_definer_functions_fix_their_search_path(conn: psycopg.Connecti
 
 
 def test_callers_temp_tables_named_like_ours_capture_nothing(db_dsn: str, tenant: str) -> None:
-    """PITFALLS 8: every object a definer function touches is schema-qualified."""
+    """Every object a SECURITY DEFINER function touches is schema-qualified: a caller's
+    temporary tables named like ours capture nothing."""
     ours = {
         "webhook_logs": "optiqoflow", "tombstones": "optiqoflow", "delivery_keys": "optiqoflow",
         "table_mappings": "optiqoflow", "work_orders": "optiqoflow", "zones": "optiqoflow",
@@ -630,8 +633,8 @@ AS $$BEGIN RAISE NOTICE 'leak %', $1; RETURN true; END$$
 def test_a_leaky_function_never_sees_other_tenants_rows(
     conn: psycopg.Connection[Any], db_dsn: str, make_role: Callable[..., str], reader: str
 ) -> None:
-    """PITFALLS 7: a cheap function in the WHERE clause of a query on A's view, by a role
-    that could otherwise see B's rows, must be called with A's rows only."""
+    """security_barrier: a cheap function in the WHERE clause of a query on A's view, by a
+    role that could otherwise see B's rows, must be called with A's rows only."""
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     for n in range(3):
         push(conn, a, title=f"A-{n}")

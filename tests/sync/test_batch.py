@@ -1,4 +1,4 @@
-"""The batch envelope (README "Batch envelope"): many real-time events, one request and
+"""The batch envelope (docs/payloads.md, "BATCH"): many real-time events, one request and
 one commit, each event with its own outcome and log row. The same through the receiver
 is in tests/http/test_receiver_http.py."""
 

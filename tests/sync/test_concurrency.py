@@ -1,7 +1,8 @@
-"""CONTRACT section 5 under real concurrency: several psycopg connections, one per thread,
-released together by a barrier, each calling optiqoflow.apply_webhook as the receiver
-does. Each race is repeated (new keys or tenants each round) so that the interleavings
-vary; the outcome asserted is the one every interleaving must reach.
+"""The sync semantics (docs/semantics.md) under real concurrency: several psycopg
+connections, one per thread, released together by a barrier, each calling
+optiqoflow.apply_webhook as the receiver does. Each race is repeated (new keys or
+tenants each round) so that the interleavings vary; the outcome asserted is the one
+every interleaving must reach.
 
 No sleeps: the barrier starts the calls together, and PostgreSQL's locks decide the order.
 """

@@ -1,6 +1,6 @@
 """Schema evolution: policies, inferred types, concurrency, bad names and bad values.
 
-CONTRACT section 5 ("Columns", refusals) and PITFALLS 6, 11.
+The rules are in docs/semantics.md ("Columns and schema evolution", "Refusals").
 """
 
 from __future__ import annotations
@@ -348,7 +348,8 @@ def test_bad_column_names_are_refused_and_nothing_changes(
     )
     assert conn.execute("SELECT to_regclass('public.x') IS NOT NULL").fetchone() == (True,)
 
-    # a 63-character name is fine, and arrives whole (PITFALLS 1)
+    # a 63-character name is fine, and arrives whole (PostgreSQL cuts longer ones silently:
+    # ours are refused instead)
     longest = "c" * 63
     assert apply(conn, upsert(tenant, rec(**{longest: "v"})))["status"] == "applied"
     assert column_types(conn)[longest] == "text"
@@ -406,9 +407,9 @@ def test_a_value_that_does_not_fit_is_refused_and_kept(
 def test_a_new_mapping_gets_its_table_on_the_first_push(
     conn: psycopg.Connection[Any], tenant: str
 ) -> None:
-    """CONTRACT 4: a DBA adds a mapping with one INSERT; the first push creates the target
-    (tenant_id, id, updated_at, bookkeeping), which then grows by evolution, secured like
-    the 21 others."""
+    """docs/sources.md, "Adding a source table": a DBA adds a mapping with one INSERT; the
+    first push creates the target (tenant_id, id, updated_at, bookkeeping), which then
+    grows by evolution, secured like the 21 others."""
     conn.execute(
         "INSERT INTO optiqoflow.table_mappings (source_table, target_table)"
         " VALUES ('equipment_items', 'equipment')"

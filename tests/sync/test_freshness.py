@@ -1,12 +1,14 @@
 """Dashboard freshness: the push log, chart cache invalidation and refill, live refresh.
 
-CONTRACT sections 4-6. Every applied delivery writes one tenants.tenant_data_push_log
-row and invalidates that tenant's chart caches for the target table it changed, in the
-delivery's own transaction; public.invalidate_chart_cache_for_tables rewrites nothing
-that is already invalid/stale (so a FULL_SYNC of many batches costs one invalidation) and
-NOTIFYs `optiqoflow_invalidation` at commit when something became stale. A dashboard
-refills an entry with the generation protocol below (the README documents the same SQL),
-so a refill computed before an invalidation can never be marked valid after it.
+The rules are in docs/semantics.md ("Push log", "Chart cache invalidation", "Refilling a
+cache entry", "The notification channel"). Every applied delivery writes one
+tenants.tenant_data_push_log row and invalidates that tenant's chart caches for the
+target table it changed, in the delivery's own transaction;
+public.invalidate_chart_cache_for_tables rewrites nothing that is already invalid/stale
+(so a FULL_SYNC of many batches costs one invalidation) and NOTIFYs
+`optiqoflow_invalidation` at commit when something became stale. A dashboard refills an
+entry with the generation protocol below (docs/semantics.md documents the same SQL), so
+a refill computed before an invalidation can never be marked valid after it.
 
 Row rewrites are counted with xmin (across transactions) and pg_stat_xact_user_tables
 (inside one); calls with pg_stat_xact_user_functions (track_functions = 'pl'). Live
@@ -36,7 +38,8 @@ TEAMS_SOURCE = "staff_teams"  # a table no chart reads
 CHANNEL = "optiqoflow_invalidation"
 SENTINEL = "optiqoflow_test_sentinel"
 
-# The refill protocol a dashboard runs (README, "Refilling a cache entry"), verbatim.
+# The refill protocol a dashboard runs (docs/semantics.md, "Refilling a cache entry"),
+# verbatim.
 CLAIM = (
     "UPDATE public.chart_data_cache SET refresh_started_at = now()"
     " WHERE id = %(entry)s RETURNING generation"
@@ -783,7 +786,8 @@ def test_many_dependent_charts_still_apply_and_announce(
 
 
 def test_readme_listen_snippet(db_dsn: str, conn: Conn, world: World) -> None:
-    """The README's LISTEN loop, as written there, hears a delivery and refreshes."""
+    """The LISTEN loop of docs/semantics.md ("The notification channel"), as written there,
+    hears a delivery and refreshes."""
     refreshed: list[tuple[str, str]] = []
     ready = threading.Event()
 

@@ -1,5 +1,5 @@
-"""CONTRACT section 5, FULL_SYNC: runs, batches, what a run removes and when, and how its
-records meet the real-time changes that arrive while it runs.
+"""FULL_SYNC (docs/semantics.md, "FULL_SYNC"): runs, batches, what a run removes and
+when, and how its records meet the real-time changes that arrive while it runs.
 
 Every test runs on a fresh migrated database and reads the target table, the tombstones,
 optiqoflow.sync_runs and the logs, not only the answers.

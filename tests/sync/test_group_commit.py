@@ -1,4 +1,4 @@
-"""Group commit's SQL side (README "Group commit"): queued real-time deliveries applied by
+"""Group commit's SQL side (docs/group-commit.md): queued real-time deliveries applied by
 one call, optiqoflow.apply_webhook_group, and one commit, each exactly as its own
 apply_webhook call would be. The receiver's queue, and a group that fails as one going
 one by one, are tests/http/test_group_commit_http.py."""

@@ -1,11 +1,11 @@
-"""Model-based test of the sync semantics (CONTRACT section 5) with hypothesis.
+"""Model-based test of the sync semantics (docs/semantics.md) with hypothesis.
 
 A RuleBasedStateMachine makes changes to a few keys of one tenant's `customer_feedback`
 and delivers them through optiqoflow.apply_webhook in any order: deliver, re-deliver
 (same delivery id, or a second copy with new ids), reorder, delete, FULL_SYNC batches
 (with and without total and sync_id, in any order), abandon a run, and kill the
 applying backend with pg_terminate_backend while it waits inside a delivery. The model
-is the contract's version table written out plainly: the newest version per key, the
+is docs/semantics.md's version table written out plainly: the newest version per key, the
 tombstones, and the FULL_SYNC runs. After every step the database must equal the model,
 and every answer must be the status the model predicts.
 
@@ -138,7 +138,7 @@ class SyncModel(RuleBasedStateMachine):
             payload = self.envelope(op, record=record, old_record=None)
         return Delivery(payload, str(uuid.uuid4()))
 
-    # --- the model: CONTRACT section 5, written out --------------------------------------
+    # --- the model: docs/semantics.md, written out ---------------------------------------
 
     def expect(self, d: Delivery) -> str:
         """Apply a delivery to the model; the status apply_webhook must answer."""
@@ -376,8 +376,8 @@ class SyncModel(RuleBasedStateMachine):
                 extra["sync_id"] = sync_id
             batches.append(Delivery(self.envelope("FULL_SYNC", **extra), str(uuid.uuid4()), token))
         if sync_id is None or total is None:
-            # a run without sync_id or without total starts at offset 0 (Optiqo's sender);
-            # the contract leaves other orders of such runs open
+            # a run without sync_id or without total starts at offset 0 (Optiqo's sender
+            # does); the model does not predict other orders of such runs
             self.deliver(batches.pop(0))
         order.shuffle(batches)
         self.pending.extend(batches)
@@ -500,7 +500,7 @@ def test_sync_semantics_match_the_model(db_dsn: str) -> None:
     )
     seen = Machine.seen_events
     print(dict(seen))
-    # the examples really went where the contract is subtle
+    # the examples really went where the semantics are subtle
     for what in (
         "killed",
         "wipe",

@@ -1,4 +1,4 @@
-"""CONTRACT section 5, the version table: what optiqoflow.apply_webhook does to the rows,
+"""The version table (docs/semantics.md): what optiqoflow.apply_webhook does to the rows,
 tombstones and logs for INSERT / UPDATE / DELETE, de-duplication and refusals.
 
 Every test runs on a fresh migrated database (fixture `conn`) and calls the function as

@@ -150,7 +150,8 @@ def test_two_sessions_making_writers_at_once_both_land(db_dsn: str, tenant: str)
 
 
 def test_the_generated_functions_may_be_dropped_and_come_back(conn: Conn, tenant: str) -> None:
-    """README: optiqoflow_gen is safe to drop: the next delivery makes what it needs."""
+    """docs/database.md: optiqoflow_gen is safe to drop, the next delivery makes what it
+    needs."""
     apply(conn, upsert(tenant, rec(new_id(), 1, title="first")))
     for (signature,) in conn.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p "
