@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 MIB = 1024 * 1024
 CITUS_DELEGATION = ("auto", "on", "off")
@@ -20,6 +24,7 @@ CITUS_DELEGATION = ("auto", "on", "off")
 # subxid cache, which makes every snapshot in the cluster more expensive.
 MAX_GROUP = 64
 STANDARD_SECRET_PREFIX = "whsec_"
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 class EnvVar(NamedTuple):
@@ -49,8 +54,10 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(
         "DATABASE_URL",
         "(embedded)",
-        "libpq URL or conninfo of the database. Unset: `serve` starts an embedded "
-        "PostgreSQL in `$OPTIQOFLOW_DATA_DIR/pgdata` and migrates it.",
+        "libpq URL (`postgresql://...`) or key=value conninfo of the database; one libpq "
+        "cannot parse stops the receiver at start, one that does not answer is retried "
+        "(and /readyz says so). Unset: `serve` starts an embedded PostgreSQL in "
+        "`$OPTIQOFLOW_DATA_DIR/pgdata` and migrates it.",
     ),
     EnvVar(
         "OPTIQOFLOW_DATA_DIR",
@@ -162,7 +169,7 @@ class Config:
             webhook_secret=secret,
             previous_secrets=previous,
             max_body_bytes=_int(env, "OPTIQO_MAX_BODY_BYTES", 16 * MIB, minimum=1),
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=_database_url(env),
             data_dir=data_dir,
             read_timeout=_float(env, "OPTIQO_READ_TIMEOUT_SECONDS", 30.0),
             timestamp_tolerance=_int(env, "OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", 300, minimum=1),
@@ -181,6 +188,36 @@ class Config:
                 f"OPTIQO_POOL_MAX ({config.pool_max})"
             )
         return config
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL when libpq can parse it (unset or empty: None, the embedded database).
+
+    Only the form is checked here: a well-formed URL of a database that does not answer
+    is retried by the pool and reported by /readyz. The message never repeats the value,
+    nor libpq's complaint about it (either may hold a password)."""
+    raw = env.get("DATABASE_URL", "")
+    if not raw:
+        return None
+    scheme = _URL_SCHEME.match(raw)
+    if scheme is not None and scheme.group(1).lower() not in ("postgresql", "postgres"):
+        _bad_database_url(f"uses the scheme {scheme.group(1)}://, not postgresql://")
+    try:
+        params = conninfo_to_dict(raw)
+    except psycopg.Error:
+        _bad_database_url("is neither a postgresql:// URL nor key=value conninfo libpq can read")
+    for port in str(params.get("port") or "").split(","):
+        if port.strip() and not (port.strip().isdecimal() and 0 < int(port) < 65536):
+            _bad_database_url("names a port that is not a number from 1 to 65535")
+    return raw
+
+
+def _bad_database_url(what: str) -> NoReturn:
+    raise ConfigError(
+        f"DATABASE_URL {what}: set it to a libpq connection string, e.g. "
+        "DATABASE_URL='postgresql://user@host:5432/dbname' (or unset it for the embedded "
+        "PostgreSQL)"
+    )
 
 
 def standard_webhooks_key(secret: str) -> bytes:

@@ -84,6 +84,43 @@ def test_bad_values_refuse_to_start(name: str, value: str) -> None:
     assert name in str(refused.value)  # the message names what to fix
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "http://example.com/db",
+        "https://u:secret@example.com/db",
+        "dbname=x foo=bar",  # no such libpq keyword
+        "postgresql://[::1/db",
+        "postgresql://u@h:port/db",
+        "host=h port=0",
+    ],
+)
+def test_malformed_database_url_refuses_to_start_in_one_line(url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Config.from_env({"OPTIQO_WEBHOOK_SECRET": "s", "DATABASE_URL": url})
+    message = str(refused.value)
+    assert message.startswith("DATABASE_URL ")
+    assert "postgresql://user@host:5432/dbname" in message  # how to set it
+    assert "\n" not in message
+    assert "secret" not in message  # the value is never repeated
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@h/db",
+        "postgres://u:p@db.example:6543/x?sslmode=require",
+        "postgresql://nobody@127.0.0.1:1/unreachable",  # well formed: retried, not refused
+        "host=/tmp port=5432,5433 dbname=x",
+        "dbname=x",
+    ],
+)
+def test_well_formed_database_url_is_kept_as_written(url: str) -> None:
+    c = Config.from_env({"OPTIQO_WEBHOOK_SECRET": "s", "DATABASE_URL": url})
+    assert c.database_url == url
+
+
 def test_whsec_secret_may_be_unpadded() -> None:
     Config.from_env({"OPTIQO_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS"})
 

@@ -309,6 +309,21 @@ def test_serve_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     assert "export OPTIQO_WEBHOOK_SECRET=" in done.stderr
 
 
+@pytest.mark.parametrize("url", ["not a url", "http://example.com/db"])
+def test_serve_refuses_a_malformed_database_url_in_one_line(tmp_path: Path, url: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "operations.cli", "serve"],
+        env=serve_env(DATABASE_URL=url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()  # no "receiver listening", no pool warnings
+    assert line.startswith("optiqoflow serve: DATABASE_URL ")
+
+
 def test_sigterm_lets_the_delivery_in_flight_finish(db_dsn: str, start_serve: Any) -> None:
     proc, port = start_serve(serve_env(DATABASE_URL=db_dsn))
     wait_for(port, "/readyz", proc)
