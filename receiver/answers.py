@@ -15,6 +15,7 @@ metrics need. The decisions, in the order a request meets them:
 | apply_webhook answered applied, duplicate or stale             | 200    |
 | apply_webhook answered refused                                 | 422    |
 | a transient database fault (`is_transient`)                    | 503 + Retry-After |
+| the database is not migrated: the call's own schema or function is missing (`is_not_migrated`) | 503 + Retry-After |
 | anything else                                                  | 500    |
 
 The database's answer is passed on as PostgreSQL wrote it; the status is chosen from its
@@ -43,6 +44,9 @@ HTTP_STATUS = {"applied": 200, "duplicate": 200, "stale": 200, "refused": 422}
 # standby (a failover in progress).
 TRANSIENT_CLASSES = ("08", "40", "53", "57")
 TRANSIENT_STATES = ("55P03", "25006")
+# the receiver's own call names a schema (3F000) or function (42883) the database does
+# not have: not migrated (yet) to this receiver, which `optiqoflow migrate` fixes
+NOT_MIGRATED_STATES = ("3F000", "42883")
 # the body was signed JSON but PostgreSQL's jsonb input refused it (\u0000, surrogates)
 UNSTORABLE_STATES = ("22P02", "22P05")
 
@@ -117,12 +121,27 @@ def is_transient(e: psycopg.Error) -> bool:
     return state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_STATES
 
 
+def is_not_migrated(e: psycopg.Error) -> bool:
+    """The statement the receiver sent names a schema or function the database does not
+    have. Only when PostgreSQL refused the statement itself (no function context): the
+    same SQLSTATE raised inside a function is a bug there, a 500."""
+    return e.sqlstate in NOT_MIGRATED_STATES and not e.diag.context
+
+
 def database_fault(e: psycopg.Error) -> Outcome:
-    """A database error that is no answer of apply_webhook: 503 when transient, else 500."""
+    """A database error that is no answer of apply_webhook: 503 when transient or when the
+    database is not migrated (one warning line, no traceback), else 500."""
     detail = f"{e.sqlstate or e.__class__.__name__}: {first_line(e)}"
     if is_transient(e):
         return Outcome(
             503, {"error": "database unavailable, retry later"}, "unavailable", detail=detail
+        )
+    if is_not_migrated(e):
+        return Outcome(
+            503,
+            {"error": "database not ready, retry later"},
+            "not_migrated",
+            detail=f"database not migrated (run optiqoflow migrate): {detail}",
         )
     log.error("database error %s", detail, exc_info=e)
     return internal_error(detail)

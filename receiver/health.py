@@ -40,8 +40,7 @@ async def handle_readyz(request: web.Request) -> web.Response:
     except psycopg.errors.UndefinedTable:
         found = []
     except psycopg.Error as e:
-        reason = f"database unreachable: {e.sqlstate or e.__class__.__name__}"
-        return web.json_response({"status": "not ready", "reason": reason}, status=503)
+        return web.json_response({"status": "not ready", "reason": _reason(e)}, status=503)
     if found != [expected]:
         return web.json_response(
             {
@@ -53,6 +52,19 @@ async def handle_readyz(request: web.Request) -> web.Response:
             status=503,
         )
     return web.json_response({"status": "ready", "revision": expected})
+
+
+def _reason(e: psycopg.Error) -> str:
+    """Why reading public.alembic_version failed, as an operator fixes it."""
+    state = e.sqlstate
+    if state is None or state.startswith("08"):  # no connection: refused, lost, pool timeout
+        return f"database unreachable: {state or e.__class__.__name__}"
+    if state == "42501":
+        return (
+            "permission denied reading public.alembic_version: grant SELECT on it (and USAGE "
+            "on schema public) to the receiver's role"
+        )
+    return f"reading public.alembic_version failed: {state}"
 
 
 def _head_revision() -> str:

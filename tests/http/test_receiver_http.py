@@ -18,6 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from receiver import body as receiver_body
 from receiver.answers import is_transient
@@ -247,6 +249,7 @@ async def test_healthz_readyz_metrics_without_database(no_db: tuple[Endpoint, li
     ready = await ep.get("/readyz")
     assert ready.status == 503
     assert ready.body["status"] == "not ready"
+    assert ready.body["reason"].startswith("database unreachable: ")
     await ep.post(b"{}", scheme="plain", secret="wrong")
     metrics = await ep.get("/metrics")
     assert metrics.status == 200
@@ -379,6 +382,62 @@ async def test_readyz_follows_the_migration_state(live: Endpoint) -> None:
     with psycopg.connect(live.dsn, autocommit=True) as c:
         c.execute("DROP TABLE public.alembic_version")
     assert (await live.get("/readyz")).status == 503
+
+
+async def test_readyz_says_permission_denied_apart_from_unreachable(db_dsn: str) -> None:
+    """A role that may not read public.alembic_version is told so, with the grant that
+    fixes it; a database that does not answer is "unreachable" (no_db tests)."""
+    role = f"receiver_unread_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(db_dsn, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+    try:
+        as_role = make_conninfo(db_dsn, options=f"-c role={role}")  # current_user = role
+        async with serving(receiver_config(as_role)) as ep:
+            ready = await ep.get("/readyz")
+        assert ready.status == 503
+        reason = ready.body["reason"]
+        assert reason.startswith("permission denied reading public.alembic_version"), reason
+        assert "grant SELECT" in reason
+        assert "unreachable" not in reason
+    finally:
+        with psycopg.connect(db_dsn, autocommit=True) as c:
+            c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+async def test_a_database_not_migrated_is_503_with_one_warning_line(
+    empty_db_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No optiqoflow schema (3F000): not the delivery's fault, and over once `optiqoflow
+    migrate` has run: 503 + Retry-After, one warning line each, no traceback."""
+    caplog.set_level("INFO", logger="optiqoflow.receiver")
+    async with serving(receiver_config(empty_db_dsn)) as ep:
+        applied = await ep.post(zone_payload(str(uuid.uuid4())))
+        unusable = await ep.post(b'{"a": NaN}')  # record_unusable_delivery is missing too
+    for reply in (applied, unusable):
+        assert (reply.status, reply.headers["Retry-After"]) == (503, "7"), reply.body
+        assert reply.body == {"error": "database not ready, retry later"}
+    lines = [r for r in caplog.records if r.name == "optiqoflow.receiver"]
+    assert [(r.levelname, r.getMessage()) for r in lines] == [
+        ("WARNING", "delivery not_migrated")
+    ] * 2
+    assert [r.exc_info for r in lines] == [None, None]
+    assert "3F000" in lines[0].fields["error"]  # type: ignore[attr-defined]
+    assert "optiqoflow migrate" in lines[0].fields["error"]  # type: ignore[attr-defined]
+
+
+async def test_a_missing_apply_webhook_is_503_not_500(
+    live: Endpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    """42883 on the receiver's own call: the function is not there (not migrated); the
+    same SQLSTATE raised inside apply_webhook stays a 500 (test_database_errors_map_...)."""
+    caplog.set_level("INFO", logger="optiqoflow.receiver")
+    with psycopg.connect(live.dsn, autocommit=True) as c:
+        c.execute("DROP FUNCTION optiqoflow.apply_webhook(jsonb, text)")
+    reply = await live.post(zone_payload(str(uuid.uuid4())))
+    assert (reply.status, reply.headers["Retry-After"]) == (503, "7")
+    (line,) = [r for r in caplog.records if r.name == "optiqoflow.receiver"]
+    assert (line.levelname, line.exc_info) == ("WARNING", None)
+    assert "42883" in line.fields["error"]  # type: ignore[attr-defined]
 
 
 async def test_metrics_count_deliveries(live: Endpoint) -> None:
@@ -610,7 +669,7 @@ async def test_retries_give_up_with_503(live: Endpoint) -> None:
         ("40003", 503),
         ("25006", 503),  # read-only: a standby mid-failover
         ("XX000", 500),
-        ("42883", 500),  # undefined function: a bug, not the sender's fault
+        ("42883", 500),  # raised inside apply_webhook: a bug, not the sender's fault
         ("P0001", 500),
     ],
 )
