@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import string
+import time
+from datetime import UTC, datetime
 
 import pytest
+import standardwebhooks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
@@ -154,10 +158,109 @@ def test_malformed_standard_headers_are_refused(mangle: dict[str, str | None]) -
     assert verdict.scheme == "standard"
 
 
-def test_one_malformed_entry_refuses_the_whole_list() -> None:
+def _noncanonical(entry: str) -> str:
+    """The same digest in base64 with a padding bit set: decodes alike, reads otherwise."""
+    value = entry.removeprefix("v1,")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(value[-2])
+    return "v1," + value[:-2] + alphabet[last ^ 1] + "="
+
+
+# every kind of entry that is not a matching v1 signature
+OTHER_ENTRIES = [
+    "garbage",
+    "v1",
+    "v1,",
+    ",abc",
+    "v1,not base64!",
+    "v1,AAAA",  # base64, but not 32 bytes
+    "v1," + "A" * 88,  # 64 bytes
+    "v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+    "v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",  # asymmetric: not ours to check
+    "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=",  # well formed, wrong
+    "v1,\u00e9\u00e9\u00e9\u00e9",
+]
+
+
+@pytest.mark.parametrize("other", OTHER_ENTRIES)
+@pytest.mark.parametrize("first", [True, False], ids=["valid first", "valid last"])
+def test_a_matching_entry_is_accepted_whatever_is_beside_it(other: str, first: bool) -> None:
+    """The rule of the reference verifiers: accepted when any well-formed v1 entry
+    matches; an entry that is malformed, of another version or length is skipped."""
     h = sw_headers(SECRET, BODY)
-    h["webhook-signature"] = h["webhook-signature"] + " garbage"
-    assert verifier.verify(h, BODY, now=NOW).reason == "malformed"
+    valid = h["webhook-signature"]
+    h["webhook-signature"] = f"{valid} {other}" if first else f"{other} {valid}"
+    assert verifier.verify(h, BODY, now=NOW) == (True, "standard", "ok")
+
+
+@pytest.mark.parametrize("other", OTHER_ENTRIES)
+def test_without_a_matching_entry_it_is_401(other: str) -> None:
+    h = sw_headers(SECRET, BODY)
+    valid = h["webhook-signature"]
+    for entries in ([other], [other, other], [other, _noncanonical(valid)], [valid.rstrip("=")]):
+        h["webhook-signature"] = " ".join(entries)
+        verdict = verifier.verify(h, BODY, now=NOW)
+        assert not verdict.ok, entries
+        assert verdict.reason in ("malformed", "mismatch")
+
+
+# --- the reference implementation as the oracle (the `standardwebhooks` package) -----------
+
+_whsec = st.binary(min_size=1, max_size=64).map(lambda k: "whsec_" + base64.b64encode(k).decode())
+_msg_ids = st.text(string.ascii_letters + string.digits + "_-.:", min_size=1, max_size=100)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_whsec, _msg_ids, st.integers(0, 10**11), st.binary(max_size=300))
+def test_what_the_reference_library_signs_verifies(
+    secret: str, msg_id: str, timestamp: int, body: bytes
+) -> None:
+    reference = standardwebhooks.Webhook(secret)
+    entry = reference.sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body)
+    assert sign_standard(secret, msg_id, timestamp, body) == entry
+    h = headers(webhook_id=msg_id, webhook_timestamp=str(timestamp), webhook_signature=entry)
+    assert Verifier([secret]).verify(h, body, now=timestamp) == (True, "standard", "ok")
+    # and a previous secret's signature during a rotation
+    assert Verifier(["whsec_" + base64.b64encode(b"new").decode(), secret]).verify(
+        h, body, now=timestamp
+    ).ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["valid", "wrong", "unpadded", "noncanonical", *OTHER_ENTRIES]),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from([" ", "  ", "\t"]),
+    st.binary(max_size=100),
+)
+def test_mixed_and_reordered_entries_are_judged_as_the_reference_judges_them(
+    kinds: list[str], separator: str, body: bytes
+) -> None:
+    secret = "whsec_" + base64.b64encode(b"mixed-entries-key").decode()
+    other = "whsec_" + base64.b64encode(b"someone-else").decode()
+    now = int(time.time())  # the reference verifies against its own clock
+    when = datetime.fromtimestamp(now, UTC)
+    valid = standardwebhooks.Webhook(secret).sign("msg_mixed", when, body)
+    made = {
+        "valid": valid,
+        "wrong": standardwebhooks.Webhook(other).sign("msg_mixed", when, body),
+        "unpadded": valid.rstrip("="),
+        "noncanonical": _noncanonical(valid),
+    }
+    value = separator.join(made.get(k, k) for k in kinds)
+    h = {"webhook-id": "msg_mixed", "webhook-timestamp": str(now), "webhook-signature": value}
+    try:
+        standardwebhooks.Webhook(secret).verify(body, h, json_parse=False)
+        reference_ok = True
+    except standardwebhooks.WebhookVerificationError:
+        reference_ok = False
+    ours = Verifier([secret]).verify(CIMultiDict(h), body, now=now)
+    assert ours.ok is reference_ok, (kinds, separator, ours)
+    if " " in separator:  # entries apart: accepted exactly when a valid one is there
+        assert ours.ok is ("valid" in kinds)
 
 
 @pytest.mark.parametrize("name", ["webhook-id", "webhook-timestamp", "webhook-signature"])
