@@ -90,6 +90,12 @@ def ordered(files: dict[str, Path]) -> list[str]:
     return done
 
 
+def own_everything(op: Any) -> None:
+    """The owner role owns every object of ours (db/migrations/ownership.sql): the last
+    step of every revision from 0002 on, whatever it created."""
+    run_sql(op, (migrations_dir() / "ownership.sql").read_text())
+
+
 def revert_revision(op: Any, revision: str) -> None:
     """Undo `revision`: re-apply each function's previous copy, or drop it if it had none."""
     previous = latest_frozen(before=revision)
@@ -123,7 +129,7 @@ from __future__ import annotations
 
 from alembic import op
 
-from optiqoflow_db.migrations.freeze import apply_revision, revert_revision
+from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision
 
 revision = {revision!r}
 down_revision = {down!r}
@@ -133,6 +139,7 @@ depends_on = None
 
 def upgrade() -> None:
     apply_revision(op, revision)
+    own_everything(op)
 
 
 def downgrade() -> None:

@@ -177,7 +177,8 @@ def test_authenticated_sees_and_changes_only_the_claimed_tenant(
         )
         assert (
             c.execute(
-                "INSERT INTO optiqoflow.work_orders (tenant_id, id, title, updated_at) VALUES (%s, %s, 'new', now())",
+                # no updated_at: a dashboard never writes a version (it defaults to now())
+                "INSERT INTO optiqoflow.work_orders (tenant_id, id, title) VALUES (%s, %s, 'new')",
                 (a, str(uuid.uuid4())),
             ).rowcount
             == 1
@@ -189,7 +190,7 @@ def test_authenticated_sees_and_changes_only_the_claimed_tenant(
     # writing another tenant's rows is refused by the policies' WITH CHECK
     for statement in (
         sql.SQL(
-            "INSERT INTO optiqoflow.work_orders (tenant_id, id, updated_at) VALUES ({}, gen_random_uuid(), now())"
+            "INSERT INTO optiqoflow.work_orders (tenant_id, id) VALUES ({}, gen_random_uuid())"
         ).format(sql.Literal(b)),
         sql.SQL("UPDATE optiqoflow.work_orders SET tenant_id = {}").format(sql.Literal(b)),
     ):

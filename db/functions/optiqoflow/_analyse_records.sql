@@ -167,7 +167,7 @@ BEGIN
     IF v_invalid IS NOT NULL THEN
         RAISE EXCEPTION 'invalid column name(s): %', left(v_invalid, 500)
             USING ERRCODE = 'OF007',
-                  DETAIL = 'Column names must match ^[a-z_][a-z0-9_]{0,62}$.',
+                  DETAIL = 'Column names must match ^[a-z_][a-z0-9_]{0,62}$, and may not start with _of_ or be a system column name (xmin, xmax, cmin, cmax, ctid, tableoid).',
                   HINT = 'Use lower-case snake_case field names of at most 63 characters.';
     END IF;
 

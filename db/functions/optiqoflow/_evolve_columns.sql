@@ -69,6 +69,9 @@ BEGIN
                         WHERE a.attrelid = format('optiqoflow.%I', v_table)::regclass
                           AND a.attname = v_key AND NOT a.attisdropped) THEN
             EXECUTE format('ALTER TABLE optiqoflow.%I ADD COLUMN %I %s', v_table, v_key, v_type);
+            -- a data column: the dashboard may write it too (see _secure_target_table)
+            EXECUTE format('GRANT INSERT (%I), UPDATE (%I) ON optiqoflow.%I TO authenticated',
+                           v_key, v_key, v_table);
             v_added := v_added || v_key;
         END IF;
     END LOOP;

@@ -20,11 +20,15 @@ BEGIN
         RAISE EXCEPTION 'no such role: %', p_role
             USING ERRCODE = 'OF015', HINT = 'CREATE ROLE ... LOGIN first.';
     END IF;
-    IF p_role IN ('authenticated', 'anon', 'service_role', 'optiqoflow_tenant_reader')
-       OR (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = p_role) THEN
+    -- a role that is, or can act as (SET ROLE), one of the shared roles or the owner
+    -- would read other tenants through that role: it cannot be limited
+    IF p_role IN ('authenticated', 'anon', 'service_role', 'optiqoflow_tenant_reader', 'optiqoflow_owner')
+       OR (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = p_role)
+       OR EXISTS (SELECT FROM unnest(ARRAY['authenticated', 'service_role', 'optiqoflow_owner']) s(name)
+                   WHERE to_regrole(s.name) IS NOT NULL AND pg_has_role(p_role, s.name, 'MEMBER')) THEN
         RAISE EXCEPTION 'role % cannot be limited to one tenant', p_role
             USING ERRCODE = 'OF015',
-                  HINT = 'Use a dedicated role without SUPERUSER or BYPASSRLS, not one of the shared roles.';
+                  HINT = 'Use a dedicated role without SUPERUSER or BYPASSRLS that is not a member of authenticated, service_role or optiqoflow_owner.';
     END IF;
     IF p_tenant_id IS NULL THEN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
