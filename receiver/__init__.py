@@ -7,7 +7,9 @@ One request, POST /api/optiqo-webhook, through the modules of this package:
    OPTIQO_MAX_BODY_BYTES (413) within the read timeout (408).
 2. `signatures.Verifier` checks the signature on those raw bytes, plain
    (`x-webhook-signature`) or Standard Webhooks, current and previous secrets (401).
-   Nothing is parsed and no connection is taken before it holds.
+   Nothing is parsed and no connection is taken before it holds. The plain scheme does
+   not sign the delivery id header, so the id goes to the database bound to the body
+   (`body.bound_to_body`: `<id>#<sha256 of the body>`).
 3. `body.checked` parses the body strictly (`jsonguard`: duplicate keys, NaN, deep
    nesting, huge numbers...). A signed body that cannot become jsonb is kept as bytes by
    optiqoflow.record_unusable_delivery and answered 400 or 422. Bodies over 1 MiB are

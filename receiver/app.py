@@ -156,6 +156,8 @@ async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
         delivery_id = bodies.delivery_id(request.headers)
     except Unusable as unusable:
         return await _record_unusable(request, body, None, unusable)
+    if verdict.scheme == "plain":  # the id header is not signed: bind it to the body
+        delivery_id = bodies.bound_to_body(delivery_id, body)
     if len(body) <= bodies.PARSE_IN_THREAD_BYTES:
         try:
             checked = bodies.done(bodies.checked(body))

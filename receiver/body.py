@@ -12,6 +12,7 @@ database applies it in an open transaction, which commits only once the check pa
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
@@ -75,7 +76,8 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
 
 
 def delivery_id(headers: MultiMapping[str]) -> str | None:
-    """`webhook-id`, else `x-webhook-id`, else None; a malformed one is Unusable (400)."""
+    """`webhook-id`, else `x-webhook-id`, else None; a malformed one is Unusable (400).
+    MAX_DELIVERY_ID_CHARS applies to the header as sent (`bound_to_body` adds 65)."""
     name, values = delivery_id_header(headers)
     if not values:
         return None
@@ -86,6 +88,19 @@ def delivery_id(headers: MultiMapping[str]) -> str | None:
             f"malformed {name} header (once, 1 to {MAX_DELIVERY_ID_CHARS} printable characters)"
         )
     return value
+
+
+def bound_to_body(delivery_id: str | None, body: bytes) -> str | None:
+    """The delivery id of a request verified by the plain scheme, as the database gets
+    it: `<id>#<lowercase hex SHA-256 of the body>`.
+
+    The plain signature covers the body, not the id header, so anyone holding one signed
+    body could post it under the ids of deliveries still to come, and make those
+    `duplicate`s. Bound to the body, a repeat of the same bytes under the same id is still
+    a duplicate, and another body under that id is another delivery."""
+    if delivery_id is None:
+        return None
+    return f"{delivery_id}#{hashlib.sha256(body).hexdigest()}"
 
 
 def delivery_id_header(headers: MultiMapping[str]) -> tuple[str, list[str]]:

@@ -409,9 +409,15 @@ def _check_deliveries(
         if len(rep.examples) < limit:
             rep.examples.append(text)
 
+    # The simulator signs with the plain scheme, whose delivery ids the receiver binds to
+    # the body: `<id>#<hex SHA-256 of the body>` (receiver.body.bound_to_body). The body
+    # it sent is the outbox payload's text, as UTF-8.
     answered = src.execute(
-        "SELECT outbox_id, delivery_id, (answer ->> 'log_id')::bigint, answer ->> 'status' "
-        "FROM optiqo.deliveries WHERE http_status BETWEEN 200 AND 299"
+        "SELECT d.outbox_id, d.delivery_id, (d.answer ->> 'log_id')::bigint, "
+        "       d.answer ->> 'status', "
+        "       d.delivery_id || '#' || encode(sha256(convert_to(o.payload::text, 'UTF8')), 'hex') "
+        "  FROM optiqo.deliveries d LEFT JOIN optiqo.outbox o ON o.id = d.outbox_id "
+        " WHERE d.http_status BETWEEN 200 AND 299"
     ).fetchall()
     rep.answered_2xx = len(answered)
     logs = {
@@ -422,14 +428,14 @@ def _check_deliveries(
         )
     }
     applied: dict[int, int] = defaultdict(int)
-    for outbox_id, delivery_id, log_id, status in answered:
+    for outbox_id, delivery_id, log_id, status, expected_id in answered:
         if log_id not in logs:
             rep.not_logged += 1
             note(f"delivery {delivery_id} answered {status} (log {log_id}) is not in webhook_logs")
             continue
         rep.logged += 1
         outcome, logged_id = logs[log_id]
-        if outcome != status or logged_id != delivery_id:
+        if outcome != status or logged_id != expected_id:
             rep.outcome_differs += 1
             note(f"delivery {delivery_id}: answered {status}, logged {outcome} for {logged_id}")
         if status == "applied":

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from tests.helpers import zone_payload
-from tests.http_helpers import Endpoint, metric, receiver_config, serving
+from tests.http_helpers import Endpoint, metric, plain_delivery_id, receiver_config, serving
 
 
 async def _metric(ep: Endpoint, name: str) -> float:
@@ -67,8 +67,9 @@ async def test_queued_deliveries_commit_together_each_with_its_own_answer(
         (zone_payload(tenant, name="v2", id=same["record"]["id"], updated_at="2026-01-01T11:00:00Z"), "d-v2"),
         (same, "d-v1"),  # older than d-v2, queued before it: stale
         (zone_payload(tenant, table="no_such_table"), "d-refused"),
-        (zone_payload(tenant, name="again"), "d-0"),  # a delivery id seen in the group: duplicate
     ]  # fmt: skip
+    # a delivery seen in the group (its id, bound to the same body): duplicate
+    queued.append(queued[0])
     async with serving(config) as ep:
         with psycopg.connect(db_dsn) as blocker:
             # the only connection's first delivery waits on this lock; the rest queue
@@ -98,10 +99,11 @@ async def test_queued_deliveries_commit_together_each_with_its_own_answer(
             "SELECT name FROM optiqoflow.zones WHERE tenant_id = %s ORDER BY name",
             (tenant,),
         ).fetchall()
+    ids = {d: plain_delivery_id(d, p) for p, d in [(first, "d-first"), *queued]}
     # the group is applied table by table, in arrival order within a table
-    assert logs == [("d-first", "applied"), ("d-refused", "refused")] + [
-        (d, "applied") for _, d in queued[:7]
-    ] + [("d-v1", "stale"), ("d-0", "duplicate")]
+    assert logs == [(ids["d-first"], "applied"), (ids["d-refused"], "refused")] + [
+        (ids[d], "applied") for _, d in queued[:7]
+    ] + [(ids["d-v1"], "stale"), (ids["d-0"], "duplicate")]
     assert [n for (n,) in names] == sorted(["first", "v2"] + [f"zone {i}" for i in range(6)])
 
 
@@ -114,14 +116,13 @@ async def test_the_queue_waits_its_turn_beside_other_calls(db_dsn: str, tenant: 
         "tenant_id": tenant,
         "events": [zone_payload(tenant, name="in a batch")],
     }
+    first, queued = zone_payload(tenant, name="first"), zone_payload(tenant, name="queued")
     async with serving(config) as ep:
         with psycopg.connect(db_dsn) as blocker:
             blocker.execute("LOCK TABLE optiqoflow.webhook_logs IN SHARE MODE")
-            head = asyncio.ensure_future(
-                ep.post(zone_payload(tenant, name="first"), delivery_id="first")
-            )
+            head = asyncio.ensure_future(ep.post(first, delivery_id="first"))
             await _until(_blocked(db_dsn, "%apply_webhook(%"), "the first delivery to wait")
-            (realtime,) = await _queue(ep, [(zone_payload(tenant, name="queued"), "queued")])
+            (realtime,) = await _queue(ep, [(queued, "queued")])
             batch = asyncio.ensure_future(ep.post(envelope, delivery_id="batch"))
 
             async def batch_waits() -> bool:
@@ -133,10 +134,14 @@ async def test_the_queue_waits_its_turn_beside_other_calls(db_dsn: str, tenant: 
     assert [r.status for r in replies] == [200, 200, 200]
     with psycopg.connect(db_dsn) as c:
         order = c.execute(
-            "SELECT delivery_id FROM optiqoflow.webhook_logs WHERE delivery_id NOT LIKE 'batch/%%'"
-            " ORDER BY id"
+            "SELECT delivery_id FROM optiqoflow.webhook_logs WHERE delivery_id NOT LIKE '%%/%%'"
+            " ORDER BY id"  # not the envelope's events, `<envelope's id>/<i>`
         ).fetchall()
-    assert order == [("first",), ("queued",), ("batch",)]  # arrival order
+    assert order == [  # arrival order
+        (plain_delivery_id("first", first),),
+        (plain_delivery_id("queued", queued),),
+        (plain_delivery_id("batch", envelope),),
+    ]
 
 
 async def test_a_group_that_fails_as_one_goes_one_by_one(db_dsn: str, tenant: str) -> None:

@@ -32,6 +32,7 @@ from tests.http_helpers import (
     Endpoint,
     counting_listener,
     http_post,
+    plain_delivery_id,
     raw_request,
     receiver_config,
     serving,
@@ -311,15 +312,52 @@ async def test_redelivery_is_a_duplicate(live: Endpoint, header: str) -> None:
     again = await live.post(body, scheme=scheme, delivery_id=delivery)
     assert (first.status, first.body["status"]) == (200, "applied")
     assert (again.status, again.body["status"], again.body["rows"]) == (200, "duplicate", 0)
-    assert log_row(live.dsn, first.body["log_id"])["delivery_id"] == delivery
+    # Standard Webhooks signs webhook-id: kept as given; the plain scheme's is bound to the body
+    logged = delivery if scheme == "standard" else plain_delivery_id(delivery, body)
+    assert log_row(live.dsn, first.body["log_id"])["delivery_id"] == logged
 
 
 async def test_webhook_id_wins_over_x_webhook_id(live: Endpoint) -> None:
-    reply = await live.post(
-        zone_payload(str(uuid.uuid4())), headers={"webhook-id": "wid-1", "x-webhook-id": "xid-1"}
-    )
+    payload = zone_payload(str(uuid.uuid4()))
+    reply = await live.post(payload, headers={"webhook-id": "wid-1", "x-webhook-id": "xid-1"})
     assert reply.status == 200
-    assert log_row(live.dsn, reply.body["log_id"])["delivery_id"] == "wid-1"
+    logged = log_row(live.dsn, reply.body["log_id"])["delivery_id"]
+    assert logged == plain_delivery_id("wid-1", payload)  # signed by the plain scheme
+
+
+async def test_an_unsigned_id_header_cannot_silence_a_genuine_delivery(live: Endpoint) -> None:
+    """The plain scheme does not sign x-webhook-id: one captured body posted under the
+    ids of deliveries still to come (dX-1, dX-2, dX-3) must not make the genuine dX-2, a
+    delivery of another row, a duplicate. The same bytes under the same id still are."""
+    tenant = str(uuid.uuid4())
+    captured = json.dumps(zone_payload(tenant, name="captured")).encode()
+    replays = [await live.post(captured, delivery_id=f"dX-{i}") for i in (1, 2, 3)]
+    assert [r.body["status"] for r in replays] == ["applied", "duplicate", "duplicate"]
+
+    genuine = json.dumps(zone_payload(tenant, name="genuine")).encode()
+    reply = await live.post(genuine, delivery_id="dX-2")
+    assert (reply.status, reply.body["status"], reply.body["rows"]) == (200, "applied", 1)
+    assert log_row(live.dsn, reply.body["log_id"])["delivery_id"] == plain_delivery_id(
+        "dX-2", genuine
+    )
+    again = await live.post(genuine, delivery_id="dX-2")  # the sender's retry
+    assert (again.status, again.body["status"]) == (200, "duplicate")
+    with psycopg.connect(live.dsn) as c:
+        names = c.execute(
+            "SELECT name FROM optiqoflow.zones WHERE tenant_id = %s ORDER BY name", (tenant,)
+        ).fetchall()
+    assert names == [("captured",), ("genuine",)]
+
+
+async def test_the_longest_delivery_id_still_fits_once_bound_to_the_body(live: Endpoint) -> None:
+    longest = "x" * receiver_body.MAX_DELIVERY_ID_CHARS
+    payload = zone_payload(str(uuid.uuid4()))
+    reply = await live.post(payload, delivery_id=longest)
+    assert (reply.status, reply.body["status"]) == (200, "applied")
+    logged = log_row(live.dsn, reply.body["log_id"])["delivery_id"]
+    assert logged == plain_delivery_id(longest, payload)
+    assert len(logged) == receiver_body.MAX_DELIVERY_ID_CHARS + 65
+    assert (await live.post(payload, delivery_id=longest)).body["status"] == "duplicate"
 
 
 async def test_stale_and_refused(live: Endpoint) -> None:
@@ -361,7 +399,7 @@ async def test_signed_unusable_body_is_kept_as_bytes(
     row = log_row(live.dsn, reply.body["log_id"])
     assert row["outcome"] == "unusable"
     assert bytes(row["raw_body"]) == body
-    assert row["delivery_id"] == "unusable-1"
+    assert row["delivery_id"] == plain_delivery_id("unusable-1", body)
 
 
 async def test_malformed_delivery_id_is_400(live: Endpoint) -> None:
