@@ -128,7 +128,6 @@ Create Date: {date}
 from __future__ import annotations
 
 from alembic import op
-
 from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision
 
 revision = {revision!r}

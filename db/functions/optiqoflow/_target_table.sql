@@ -15,7 +15,9 @@ BEGIN
         RAISE EXCEPTION 'unknown table: %', left(coalesce(p_table, '(null)'), 100)
             USING ERRCODE = 'OF001',
                   DETAIL = 'No row of optiqoflow.table_mappings has this source_table.',
-                  HINT = 'Add a mapping: INSERT INTO optiqoflow.table_mappings (source_table, target_table) VALUES (''source'', ''target'');';
+                  HINT = format('Map it: INSERT INTO optiqoflow.table_mappings (source_table, target_table) VALUES (%L, %L);',
+                                left(coalesce(p_table, 'source'), 63),
+                                CASE WHEN p_table ~ '^[a-z_][a-z0-9_]{0,25}$' THEN p_table ELSE 'target' END);
     END IF;
     RETURN v_mapping;
 END

@@ -6,6 +6,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.apply_tenant_webhook(
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- The write entry point for a Citus cluster: optiqoflow.apply_webhook with the tenant
 -- as a plain argument, so that optiqoflow.distribute() can register it with

@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.apply_webhook(
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- The one call the receiver makes per delivery (docs/payloads.md), and what a DBA calls
 -- from psql to apply a payload by hand:
@@ -30,6 +31,7 @@ DECLARE
     v_occurred  timestamptz;
     v_keys      text[] := ARRAY[]::text[];
     v_new_keys  integer;
+    v_seen      text[];
     v_result    jsonb;
     v_status    text;
     v_rows      bigint := 0;
@@ -113,18 +115,29 @@ BEGIN
             INSERT INTO optiqoflow.delivery_keys (key, webhook_log_id) VALUES (v_keys[1], v_log_id)
             ON CONFLICT (key) DO NOTHING;
             GET DIAGNOSTICS v_new_keys = ROW_COUNT;
+            v_seen := CASE WHEN v_new_keys = 0 THEN v_keys END;
         ELSIF cardinality(v_keys) > 1 THEN
             WITH claimed AS (
                 INSERT INTO optiqoflow.delivery_keys (key, webhook_log_id)
                 SELECT k, v_log_id FROM unnest(v_keys) k
                 ON CONFLICT (key) DO NOTHING
-                RETURNING 1
-            ) SELECT count(*) INTO v_new_keys FROM claimed;
+                RETURNING key
+            ) SELECT count(*), coalesce(array_agg(c.key), '{}') INTO v_new_keys, v_seen FROM claimed c;
+            IF v_new_keys < cardinality(v_keys) THEN
+                v_seen := ARRAY(SELECT k FROM unnest(v_keys) k WHERE k <> ALL (v_seen));   -- seen before
+            END IF;
         END IF;
 
         IF cardinality(v_keys) > 0 AND v_new_keys < cardinality(v_keys) THEN
+            -- which key was seen: the answer says why nothing was written
             v_result := jsonb_build_object('status', 'duplicate', 'table', v_target, 'rows', 0,
-                                           'reason', 'delivery id or event_id seen before');
+                'reason', CASE
+                    WHEN EXISTS (SELECT FROM unnest(v_seen) k WHERE k LIKE 'd:%')
+                     AND EXISTS (SELECT FROM unnest(v_seen) k WHERE k LIKE 'e:%')
+                        THEN 'delivery id and event_id seen before'
+                    WHEN EXISTS (SELECT FROM unnest(v_seen) k WHERE k LIKE 'd:%')
+                        THEN 'delivery id seen before'
+                    ELSE 'event_id seen before' END);
         ELSIF v_type IN ('INSERT', 'UPDATE') THEN
             IF jsonb_typeof(p_payload -> 'record') IS DISTINCT FROM 'object' THEN
                 RAISE EXCEPTION '% without a record', v_type
@@ -223,7 +236,11 @@ BEGIN
     END IF;
 
     RETURN v_result || jsonb_build_object('log_id', v_log_id, 'operation', v_type)
-                    || CASE WHEN v_tenant IS NOT NULL THEN jsonb_build_object('tenant_id', v_tenant) ELSE '{}' END;
+                    || CASE WHEN v_tenant IS NOT NULL THEN jsonb_build_object('tenant_id', v_tenant)
+                            -- refused before its tenant was settled: the tenant it names, if readable
+                            WHEN v_status = 'refused' THEN coalesce(jsonb_build_object(
+                                'tenant_id', optiqoflow._claimed_tenant(p_payload)), '{}')
+                            ELSE '{}' END;
 END
 $$;
 

@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.apply_webhook_batch(
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- The batch envelope (our extension; docs/payloads.md, BATCH): many real-time events in
 -- one signed request and one commit.

@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.apply_webhook_group(
 RETURNS TABLE (n integer, answer jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- Group commit (docs/group-commit.md): real-time deliveries that reached the receiver
 -- while its connections were busy, applied in one transaction and one commit, each

@@ -7,6 +7,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.delete_record(
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- DELETE of one record (p_old_record carries at least its id). Its version is
 -- old_record.updated_at, else p_occurred_at, else the stored row's current version.

@@ -10,6 +10,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.full_sync_batch(
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 -- jsonb_array_elements and jsonb_populate_recordset hold a batch's records in a tuplestore
 -- of up to work_mem before spilling it to a temporary file: at the default 4MB a batch of
 -- 5,000 work_orders records (3.7 MiB) wrote two temporary files, 8.9 MB, and took ~10%
@@ -104,8 +105,10 @@ BEGIN
         RETURNING * INTO v_run;
     ELSIF EXISTS (SELECT FROM optiqoflow.sync_run_batches b
                    WHERE b.tenant_id = p_tenant_id AND b.run_id = v_run.id AND b.batch_offset = v_offset) THEN
-        RETURN jsonb_build_object('status', 'duplicate', 'table', v_table, 'rows', 0, 'stale', 0,
-                                  'duplicates', v_count, 'sync_run_id', v_run.id, 'run_state', v_run.state);
+        RETURN jsonb_build_object('status', 'duplicate', 'table', v_table, 'rows', 0, 'upserted', 0,
+                                  'removed', 0, 'stale', 0, 'duplicates', v_count,
+                                  'reason', 'this batch of the run arrived before',
+                                  'sync_run_id', v_run.id, 'run_state', v_run.state);
     END IF;
 
     INSERT INTO optiqoflow.sync_run_batches (tenant_id, run_id, batch_offset, records, webhook_log_id)
@@ -187,13 +190,14 @@ BEGIN
         'status', 'applied',
         'table', v_table,
         'rows', (v_result ->> 'written')::bigint + coalesce(v_removed, 0),
+        'upserted', (v_result ->> 'written')::bigint,
+        'removed', coalesce(v_removed, 0),
         'stale', (v_result ->> 'stale')::bigint,
         'duplicates', (v_result ->> 'duplicate')::bigint,
         'sync_run_id', v_run.id,
         'run_state', v_run.state,
         'added_columns', v_evolved -> 'added',
-        'ignored_columns', v_evolved -> 'ignored')
-        || CASE WHEN v_removed IS NOT NULL THEN jsonb_build_object('removed', v_removed) ELSE '{}' END;
+        'ignored_columns', v_evolved -> 'ignored');
 END
 $$;
 

@@ -2,6 +2,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.replay_webhook(p_log_id bigint)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- Re-apply a logged delivery through apply_webhook, with its original delivery id (so a
 -- delivery the sender has since retried successfully is a duplicate, not applied twice).

@@ -7,6 +7,7 @@ CREATE OR REPLACE FUNCTION optiqoflow.upsert_record(
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- INSERT/UPDATE of one record of a source (or target) table for a tenant, by version
 -- (updated_at, else p_occurred_at): schema evolution, the version-checked write, column
@@ -94,8 +95,14 @@ BEGIN
                     v_columns);
             END IF;
         END IF;
+        IF v_written = 0 AND v_duplicate > 0 THEN
+            RETURN jsonb_build_object(
+                'status', 'duplicate', 'table', v_mapping.target_table, 'rows', 0,
+                'reason', optiqoflow._equal_version_reason(p_tenant_id, v_mapping.target_table, p_record),
+                'added_columns', '[]'::jsonb, 'ignored_columns', '[]'::jsonb);
+        END IF;
         RETURN jsonb_build_object(
-            'status', CASE WHEN v_written > 0 THEN 'applied' WHEN v_duplicate > 0 THEN 'duplicate' ELSE 'stale' END,
+            'status', CASE WHEN v_written > 0 THEN 'applied' ELSE 'stale' END,
             'table', v_mapping.target_table, 'rows', v_written,
             'added_columns', '[]'::jsonb, 'ignored_columns', '[]'::jsonb);
     END IF;
@@ -116,7 +123,11 @@ BEGIN
         'table', v_mapping.target_table,
         'rows', (v_result ->> 'written')::bigint,
         'added_columns', v_evolved -> 'added',
-        'ignored_columns', v_evolved -> 'ignored');
+        'ignored_columns', v_evolved -> 'ignored')
+        || CASE WHEN (v_result ->> 'written')::bigint = 0 AND (v_result ->> 'duplicate')::bigint > 0
+                THEN jsonb_build_object('reason', optiqoflow._equal_version_reason(
+                         p_tenant_id, v_mapping.target_table, p_record))
+                ELSE '{}' END;
 END
 $$;
 

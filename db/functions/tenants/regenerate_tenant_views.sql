@@ -31,6 +31,9 @@ BEGIN
     IF p_tenant_id IS NULL THEN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
     END IF;
+    IF p_table IS NOT NULL THEN
+        PERFORM optiqoflow._target_table(p_table);   -- an unknown name is OF001, as everywhere
+    END IF;
     -- The base tables first, in name order, then the tenant's views lock: CREATE VIEW needs
     -- ACCESS SHARE on its table, and a push that is adding a column holds ACCESS EXCLUSIVE
     -- on it until it commits and then wants this tenant's views lock. Taking the table
