@@ -2,9 +2,11 @@
 
 One request, POST /api/optiqo-webhook, through the modules of this package:
 
-1. `app.handle_webhook` takes it; `body.read` refuses a compressed body (415: the
-   signature covers the bytes as sent, and nothing is inflated here), reads at most
-   OPTIQO_MAX_BODY_BYTES (413) within the read timeout (408).
+1. `app.handle_webhook` takes it; `body.refused_unread` refuses a compressed body (415:
+   the signature covers the bytes as sent, and nothing is inflated here) or one announced
+   over OPTIQO_MAX_BODY_BYTES (413); `admission` finds room for a body nobody is known to
+   have sent yet (else 503, unread); `body.read` reads at most OPTIQO_MAX_BODY_BYTES
+   (413) within the read timeout (408).
 2. `signatures.Verifier` checks the signature on those raw bytes, plain
    (`x-webhook-signature`) or Standard Webhooks, current and previous secrets (401).
    Nothing is parsed and no connection is taken before it holds. The plain scheme does

@@ -7,6 +7,7 @@ metrics need. The decisions, in the order a request meets them:
 |----------------------------------------------------------------|--------|
 | compressed body (Content-Encoding or a compressing Transfer-Encoding) | 415 |
 | body larger than OPTIQO_MAX_BODY_BYTES                         | 413    |
+| no room to receive the body before its signature (`admission`) | 503 + Retry-After |
 | body not received within OPTIQO_READ_TIMEOUT                   | 408    |
 | body cut short by the sender                                   | 400    |
 | signature missing, malformed or wrong                          | 401    |
@@ -74,6 +75,18 @@ def unsupported_encoding(encoding: str) -> Outcome:
 
 def too_large(limit: int) -> Outcome:
     return Outcome(413, {"error": f"body larger than {limit} bytes"}, "too_large", close=True)
+
+
+def overloaded(why: str) -> Outcome:
+    """No room to receive this body before its signature is checked (receiver.admission):
+    refused unread, so the connection is closed."""
+    return Outcome(
+        503,
+        {"error": "too many request bodies being received, retry later"},
+        "overloaded",
+        close=True,
+        detail=why,
+    )
 
 
 def read_timeout(seconds: float) -> Outcome:

@@ -1,6 +1,7 @@
 """The receiver as an aiohttp application, and the handler of POST /api/optiqo-webhook.
 
-`handle_webhook` reads the body (`receiver.body`), verifies its signature
+`handle_webhook` admits the body (`receiver.admission`: bounded room for bodies before
+their signature), reads it (`receiver.body`), verifies its signature
 (`receiver.signatures`), checks it as strict JSON, and makes the one call
 (`receiver.database`), through group commit or the Citus two-step when those are on
 (`receiver.groupcommit`, `receiver.citus`). `receiver.answers` decides the status.
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from receiver import answers, citus, groupcommit
 from receiver import body as bodies
+from receiver.admission import Admission, NoRoom
 from receiver.answers import Outcome
 from receiver.config import Config
 from receiver.database import (
@@ -71,7 +73,15 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
         large_parses=asyncio.Semaphore(config.large_body_parses),
         freshness=freshness,
         gate=Gate(config.pool_max, config.pool_timeout),
+        admission=Admission(
+            config.unauthenticated_bytes,
+            config.unauthenticated_small_bodies,
+            unknown_length_bytes=config.max_body_bytes,
+        ),
         expected_revision=expected_revision,
+    )
+    rcv.metrics.watch_admission(
+        lambda: rcv.admission.reserved_bytes, lambda: rcv.admission.small_admitted
     )
     if config.group_commit > 1:
         rcv.group = groupcommit.GroupCommit(
@@ -142,11 +152,19 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
 async def _deliver(request: web.Request, rcv: Receiver) -> Outcome:
     config = rcv.config
-    body = await bodies.read(request, config.max_body_bytes, config.read_timeout)
-    if isinstance(body, Outcome):
-        return body
+    refused = bodies.refused_unread(request, config.max_body_bytes)  # 415, 413
+    if refused is not None:
+        return refused
+    try:  # room to receive the body, before anyone knows who sent it
+        ticket = rcv.admission.admit(request.content_length, bodies.chunked(request))
+    except NoRoom as full:
+        return answers.overloaded(str(full))
+    with ticket:  # given back once the body is read and its signature judged
+        body = await bodies.read(request, config.max_body_bytes, config.read_timeout)
+        if isinstance(body, Outcome):
+            return body
+        verdict = rcv.verifier.verify(request.headers, body)
 
-    verdict = rcv.verifier.verify(request.headers, body)
     if not verdict.ok:
         rcv.metrics.signature_failures.labels(verdict.scheme, verdict.reason).inc()
         return answers.invalid_signature(f"{verdict.scheme} scheme: {verdict.reason}")

@@ -32,13 +32,26 @@ T = TypeVar("T")
 Checked = tuple[dict[str, Any], str | None]  # the payload's labels, its canonical tenant
 
 
-async def read(request: web.Request, limit: int, timeout: float) -> bytes | Outcome:
-    """The whole body, or the outcome that refuses it (415, 413, 408, 400)."""
+def refused_unread(request: web.Request, limit: int) -> Outcome | None:
+    """The outcome that refuses the body from the request's headers alone (415, 413)."""
     encoding = _coding(request)
     if encoding is not None:
         return answers.unsupported_encoding(encoding)
     if (request.content_length or 0) > limit:
         return answers.too_large(limit)
+    return None
+
+
+def chunked(request: web.Request) -> bool:
+    """A body whose length is not announced (Transfer-Encoding: chunked)."""
+    return request.content_length is None and request.body_exists
+
+
+async def read(request: web.Request, limit: int, timeout: float) -> bytes | Outcome:
+    """The whole body, or the outcome that refuses it (415, 413, 408, 400)."""
+    refused = refused_unread(request, limit)
+    if refused is not None:
+        return refused
     try:
         if request.content.is_eof():  # all of it has arrived: reading it cannot wait
             body = await _read_at_most(request, limit)

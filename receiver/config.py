@@ -52,6 +52,24 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "any signature check.",
     ),
     EnvVar(
+        "OPTIQO_UNAUTHENTICATED_BYTES",
+        str(64 * MIB),
+        "Most bytes of request bodies over 1 MiB, or chunked, being received at once before "
+        "their signature is checked (64 MiB). Each reserves its Content-Length (a chunked one "
+        "OPTIQO_MAX_BODY_BYTES) before a byte of it is read, until it has been read and its "
+        "signature judged, or it timed out; one that finds no room gets 503 with "
+        "`Retry-After`, unread. Bounds what senders without the secret make the receiver "
+        "hold. At least OPTIQO_MAX_BODY_BYTES.",
+    ),
+    EnvVar(
+        "OPTIQO_UNAUTHENTICATED_SMALL_BODIES",
+        "128",
+        "Most request bodies of 1 MiB or less (by Content-Length) being received at once "
+        "before their signature is checked; one more gets 503 with `Retry-After`, unread. "
+        "Apart from OPTIQO_UNAUTHENTICATED_BYTES, so real-time deliveries are still read "
+        "while large bodies hold all of that; together they hold at most this many MiB.",
+    ),
+    EnvVar(
         "DATABASE_URL",
         "(embedded)",
         "libpq URL (`postgresql://...`) or key=value conninfo of the database; one libpq "
@@ -132,6 +150,8 @@ class Config:
     webhook_secret: str
     previous_secrets: tuple[str, ...] = ()
     max_body_bytes: int = 16 * MIB
+    unauthenticated_bytes: int = 64 * MIB
+    unauthenticated_small_bodies: int = 128
     database_url: str | None = None
     data_dir: Path = Path(".optiqoflow")
     read_timeout: float = 30.0
@@ -169,6 +189,10 @@ class Config:
             webhook_secret=secret,
             previous_secrets=previous,
             max_body_bytes=_int(env, "OPTIQO_MAX_BODY_BYTES", 16 * MIB, minimum=1),
+            unauthenticated_bytes=_int(env, "OPTIQO_UNAUTHENTICATED_BYTES", 64 * MIB, minimum=1),
+            unauthenticated_small_bodies=_int(
+                env, "OPTIQO_UNAUTHENTICATED_SMALL_BODIES", 128, minimum=1
+            ),
             database_url=_database_url(env),
             data_dir=data_dir,
             read_timeout=_float(env, "OPTIQO_READ_TIMEOUT_SECONDS", 30.0),
@@ -182,6 +206,12 @@ class Config:
             shutdown_timeout=_float(env, "OPTIQO_SHUTDOWN_TIMEOUT_SECONDS", 30.0),
             citus_delegation=_choice(env, "OPTIQO_CITUS_DELEGATION", CITUS_DELEGATION),
         )
+        if config.unauthenticated_bytes < config.max_body_bytes:
+            raise ConfigError(
+                f"OPTIQO_UNAUTHENTICATED_BYTES ({config.unauthenticated_bytes}) is smaller than "
+                f"OPTIQO_MAX_BODY_BYTES ({config.max_body_bytes}): the largest body could "
+                "never be received"
+            )
         if config.pool_min > config.pool_max:
             raise ConfigError(
                 f"OPTIQO_POOL_MIN ({config.pool_min}) is larger than "

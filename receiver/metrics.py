@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -73,6 +73,18 @@ class Metrics:
             "connection): each of their deliveries was then applied on its own.",
             registry=self.registry,
         )
+        self.unauthenticated_bytes = Gauge(
+            "optiqoflow_unauthenticated_body_bytes",
+            "Bytes reserved by request bodies over 1 MiB, or chunked, being received before "
+            "their signature is checked (at most OPTIQO_UNAUTHENTICATED_BYTES).",
+            registry=self.registry,
+        )
+        self.unauthenticated_small = Gauge(
+            "optiqoflow_unauthenticated_small_bodies",
+            "Request bodies of 1 MiB or less being received before their signature is "
+            "checked (at most OPTIQO_UNAUTHENTICATED_SMALL_BODIES).",
+            registry=self.registry,
+        )
         self._path_counts: dict[str, Counter] = {}
         self._pool_stats: Callable[[], Mapping[str, int]] | None = None
         self.registry.register(_PoolCollector(self._current_pool_stats))
@@ -98,6 +110,11 @@ class Metrics:
         if count is None:
             count = self._path_counts[path] = self.paths.labels(path)
         count.inc()
+
+    def watch_admission(self, bytes_held: Callable[[], float], small: Callable[[], float]) -> None:
+        """Export what receiver.admission holds."""
+        self.unauthenticated_bytes.set_function(bytes_held)
+        self.unauthenticated_small.set_function(small)
 
     def watch_pool(self, stats: Callable[[], Mapping[str, int]] | None) -> None:
         """Export the pool's statistics (None: the pool is closed)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
+from receiver.admission import Admission
 from receiver.config import Config
 from receiver.database import Freshness, Gate
 from receiver.groupcommit import GroupCommit
@@ -25,6 +26,7 @@ class Receiver:
     large_parses: asyncio.Semaphore
     freshness: Freshness
     gate: Gate
+    admission: Admission  # room for bodies before their signature is checked
     group: GroupCommit | None = None  # OPTIQO_GROUP_COMMIT > 1
     expected_revision: str | None = None
 

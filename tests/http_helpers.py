@@ -151,17 +151,46 @@ async def raw_request(port: int, request: bytes, *, pause: float = 0, then: byte
         if then:
             writer.write(then)
             await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
-        lines = head.decode("latin-1").split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-        body = await reader.readexactly(int(headers.get("Content-Length", "0")))
+        return await read_reply(reader)
     finally:
         writer.close()
+
+
+async def read_reply(reader: asyncio.StreamReader) -> Reply:
+    """An HTTP answer's head and its Content-Length body, from a raw connection."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    body = await reader.readexactly(int(headers.get("Content-Length", "0")))
     try:
         parsed: Any = json.loads(body)
     except ValueError:
         parsed = body
     return Reply(int(lines[0].split()[1]), parsed, headers)
+
+
+@dataclass
+class Stalled:
+    """A request whose body stops coming: headers sent, the rest never (until closed)."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    reply: asyncio.Task[Reply]  # done once the receiver answers
+
+
+async def stall(port: int, length: int | None, *, sent: bytes = b"") -> Stalled:
+    """POST with a Content-Length of `length` (None: chunked) and a wrong signature, of
+    which only `sent` arrives; the answer is awaited in the background."""
+    head = [
+        b"POST " + WEBHOOK_PATH.encode() + b" HTTP/1.1",
+        b"Host: 127.0.0.1",
+        b"x-webhook-signature: " + b"0" * 64,
+        b"Transfer-Encoding: chunked" if length is None else b"Content-Length: %d" % length,
+    ]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"\r\n".join(head) + b"\r\n\r\n" + sent)
+    await writer.drain()
+    return Stalled(reader, writer, asyncio.create_task(read_reply(reader)))
 
 
 def http_post(

@@ -25,6 +25,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (c.pool_min, c.pool_max) == (2, 10)
     assert c.large_body_parses == 2
     assert c.citus_delegation == "auto"
+    assert (c.unauthenticated_bytes, c.unauthenticated_small_bodies) == (64 * 1024 * 1024, 128)
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -32,6 +33,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "OPTIQO_WEBHOOK_SECRET": " with spaces kept ",
         "OPTIQO_WEBHOOK_PREVIOUS_SECRETS": " old1\n old2\told3 ",
         "OPTIQO_MAX_BODY_BYTES": "1000",
+        "OPTIQO_UNAUTHENTICATED_BYTES": "5000",
+        "OPTIQO_UNAUTHENTICATED_SMALL_BODIES": "12",
         "DATABASE_URL": "postgresql://u@h/db",
         "OPTIQOFLOW_DATA_DIR": "/var/lib/optiqoflow",
         "OPTIQO_READ_TIMEOUT_SECONDS": "2.5",
@@ -49,6 +52,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     c = Config.from_env(env, cwd=tmp_path)
     assert c.secrets == (" with spaces kept ", "old1", "old2", "old3")
     assert c.max_body_bytes == 1000
+    assert (c.unauthenticated_bytes, c.unauthenticated_small_bodies) == (5000, 12)
     assert c.database_url == "postgresql://u@h/db"
     assert c.data_dir == Path("/var/lib/optiqoflow")
     assert (c.read_timeout, c.timestamp_tolerance) == (2.5, 60)
@@ -64,6 +68,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     [
         ("OPTIQO_MAX_BODY_BYTES", "16MiB"),
         ("OPTIQO_MAX_BODY_BYTES", "0"),
+        ("OPTIQO_UNAUTHENTICATED_BYTES", "0"),
+        ("OPTIQO_UNAUTHENTICATED_BYTES", "1048576"),  # below OPTIQO_MAX_BODY_BYTES
+        ("OPTIQO_UNAUTHENTICATED_SMALL_BODIES", "0"),
         ("OPTIQO_READ_TIMEOUT_SECONDS", "-1"),
         ("OPTIQO_READ_TIMEOUT_SECONDS", "nan"),
         ("OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", "0"),
