@@ -16,12 +16,18 @@ AS $$
                   FROM (VALUES (1, 'string'), (2, 'number'), (4, 'boolean'),
                                (8, 'object'), (16, 'array')) AS t(bit, name)
                  WHERE m.mask & t.bit <> 0), '[]'::jsonb)), '{}'::jsonb)
-      FROM (SELECT k.k,
-                   bit_or(CASE jsonb_typeof(r.e -> k.k) WHEN 'string' THEN 1 WHEN 'number' THEN 2
-                               WHEN 'boolean' THEN 4 WHEN 'object' THEN 8 WHEN 'array' THEN 16
-                               ELSE 0 END) AS mask
-              FROM unnest(p_keys) AS k(k), jsonb_array_elements(p_records) AS r(e)
-             GROUP BY k.k) m;
+      FROM (SELECT k.k, coalesce(found.mask, 0) AS mask
+              FROM unnest(p_keys) AS k(k)
+              LEFT JOIN (
+                  -- each key/value pair of the records read once: O(size of the payload),
+                  -- never keys x records (and never a whole record carried per key)
+                  SELECT kv.key,
+                         bit_or(CASE jsonb_typeof(kv.value) WHEN 'string' THEN 1 WHEN 'number' THEN 2
+                                     WHEN 'boolean' THEN 4 WHEN 'object' THEN 8 WHEN 'array' THEN 16
+                                     ELSE 0 END) AS mask
+                    FROM jsonb_array_elements(p_records) AS r(e), jsonb_each(r.e) AS kv
+                   WHERE kv.key = ANY (p_keys)
+                   GROUP BY kv.key) found ON found.key = k.k) m;
 $$;
 
 COMMENT ON FUNCTION optiqoflow._key_types(jsonb, text[]) IS

@@ -16,16 +16,37 @@ AS $$
 -- (_key_types), under the mapping's policy. The caller holds the push's row-bucket
 -- locks (_lock_rows). Returns {"columns": [every column, in attnum order],
 -- "added": [...], "ignored": [...]}.
+--
+-- Bounded before any per-key work: keys that could never become columns (a table holds
+-- at most 1,600, dropped ones included) refuse the push (OF022) before their values are
+-- typed, and typing reads each key/value pair of the records once (_key_types).
 DECLARE
     v_columns text[] := optiqoflow._columns(p_mapping.target_table);
+    v_missing text[];
+    v_used    integer;
 BEGIN
     IF v_columns IS NOT NULL AND to_jsonb(v_columns) @> p_keys THEN
         RETURN jsonb_build_object('columns', to_jsonb(v_columns), 'added', '[]'::jsonb, 'ignored', '[]'::jsonb);
     END IF;
+    v_missing := ARRAY(SELECT k FROM jsonb_array_elements_text(p_keys) k
+                        WHERE k <> ALL (coalesce(v_columns, '{}')));
+    IF p_mapping.schema_evolution = 'add' THEN
+        SELECT count(*) INTO v_used FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = to_regclass(format('optiqoflow.%I', p_mapping.target_table)) AND a.attnum > 0;
+        IF greatest(v_used, 6) + cardinality(v_missing) > 1600 THEN
+            RAISE EXCEPTION '% new keys for table %: it can never hold them', cardinality(v_missing),
+                            p_mapping.target_table
+                USING ERRCODE = 'OF022',
+                      DETAIL = format('A table has at most 1,600 columns; %s has %s (dropped ones count).',
+                                      p_mapping.target_table, v_used),
+                      HINT = 'Send the fields as one object (a jsonb column), or set the mapping''s schema_evolution to ''ignore''.';
+        END IF;
+    END IF;
     PERFORM optiqoflow._ensure_target_table(p_mapping.target_table);
-    RETURN optiqoflow._evolve_columns(p_mapping, optiqoflow._key_types(p_records,
-               ARRAY(SELECT k FROM jsonb_array_elements_text(p_keys) k
-                      WHERE k <> ALL (coalesce(v_columns, '{}')))));
+    RETURN optiqoflow._evolve_columns(p_mapping,
+        CASE WHEN p_mapping.schema_evolution = 'add' THEN optiqoflow._key_types(p_records, v_missing)
+             -- ignore / refuse need the names only
+             ELSE coalesce((SELECT jsonb_object_agg(k, '[]'::jsonb) FROM unnest(v_missing) k), '{}') END);
 END
 $$;
 
