@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +31,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import traverse_scope
+
+from operations.database import target
 
 _TENANT_VIEW = re.compile(
     r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_(?P<table>.+)$"
@@ -216,15 +216,7 @@ def _print_text(report: Report) -> None:
 
 
 def _run_deps(args: argparse.Namespace) -> int:
-    dsn = os.environ.get("DATABASE_URL")
-    if not dsn:
-        print(
-            "optiqoflow charts deps: DATABASE_URL is not set.\n"
-            "  export DATABASE_URL=postgresql://user@host:5432/dbname",
-            file=sys.stderr,
-        )
-        return 2
-    with psycopg.connect(dsn) as conn:
+    with target("charts deps") as dsn, psycopg.connect(dsn) as conn:
         report = sync_dependencies(conn, strict=args.strict)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))

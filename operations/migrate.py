@@ -4,7 +4,6 @@ freeze changed function files into a new revision)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -12,21 +11,16 @@ from alembic.util import CommandError
 from optiqoflow_db import migrate
 from optiqoflow_db.migrations import freeze
 
+from operations.database import target
+
 
 def _run_migrate(args: argparse.Namespace) -> int:
-    dsn = os.environ.get("DATABASE_URL")
-    if not dsn:
-        print(
-            "optiqoflow migrate: DATABASE_URL is not set.\n"
-            "  export DATABASE_URL=postgresql://user@host:5432/dbname",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        if args.revision == "head" or not args.down:
-            migrate.upgrade(dsn, args.revision)
-        else:
-            migrate.downgrade(dsn, args.revision)
+        with target("migrate") as dsn:
+            if args.revision == "head" or not args.down:
+                migrate.upgrade(dsn, args.revision)
+            else:
+                migrate.downgrade(dsn, args.revision)
     except (migrate.MigrationError, CommandError) as e:
         print(f"optiqoflow migrate: {e}", file=sys.stderr)
         return 1
@@ -45,7 +39,8 @@ def _run_freeze(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "migrate", help="upgrade the database named by DATABASE_URL to head"
+        "migrate",
+        help="upgrade the database (DATABASE_URL, else the embedded one) to head",
     )
     p.add_argument("revision", nargs="?", default="head", help="target revision (default head)")
     p.add_argument("--down", action="store_true", help="downgrade to REVISION instead")

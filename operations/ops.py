@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sys
 import time
 import uuid
@@ -31,21 +30,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from operations.database import check_dsn, target
+from operations.errors import UsageError
+
 RESOLVED = ("applied", "duplicate", "stale")
-
-
-class UsageError(Exception):
-    """A command-line value that cannot be used; printed, exit status 2."""
-
-
-def _database_url(command: str) -> str:
-    dsn = os.environ.get("DATABASE_URL")
-    if not dsn:
-        raise UsageError(
-            f"optiqoflow {command}: DATABASE_URL is not set.\n"
-            "  export DATABASE_URL=postgresql://user@host:5432/dbname"
-        )
-    return dsn
 
 
 def _canonical_tenant(text: str) -> str:
@@ -102,7 +90,7 @@ def prune(
 
 
 def _run_prune(args: argparse.Namespace) -> int:
-    with psycopg.connect(_database_url("prune"), autocommit=True) as conn:
+    with target("prune") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         report = prune(conn, args.retention)
     if args.json:
         print(_dumps(report))
@@ -239,13 +227,11 @@ def _replay_line(r: dict[str, Any]) -> str:
 def _run_replay(args: argparse.Namespace) -> int:
     selectors = [args.since, args.until, args.tenant, args.table]
     if not args.log_id and not any(selectors):
-        raise UsageError(
-            "optiqoflow replay: say what to replay: --log-id N, --since/--until, --tenant or --table"
-        )
+        raise UsageError("say what to replay: --log-id N, --since/--until, --tenant or --table")
     if args.log_id and any(selectors):
-        raise UsageError("optiqoflow replay: --log-id cannot be combined with the other filters")
+        raise UsageError("--log-id cannot be combined with the other filters")
     tenant = _canonical_tenant(args.tenant) if args.tenant else None
-    with psycopg.connect(_database_url("replay"), autocommit=True) as conn:
+    with target("replay") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         for value in (args.since, args.until):
             if value is not None:
                 try:
@@ -377,7 +363,7 @@ def render_status(rows: Sequence[dict[str, Any]]) -> str:
 def _run_status(args: argparse.Namespace) -> int:
     tenants = [_canonical_tenant(t) for t in args.tenant] if args.tenant else None
     interactive = sys.stdout.isatty()
-    with psycopg.connect(_database_url("status"), autocommit=True) as conn:
+    with target("status") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         try:
             while True:
                 rows = sync_health(conn, tenants)
@@ -512,13 +498,15 @@ def _snapshot(conn: psycopg.Connection[Any]) -> None:
 
 def _run_reconcile(args: argparse.Namespace) -> int:
     tenants = [_canonical_tenant(t) for t in args.tenant] if args.tenant else None
+    source_dsn = check_dsn(args.source_dsn, "--source-dsn")
     with (
-        psycopg.connect(_database_url("reconcile")) as target,
-        psycopg.connect(args.source_dsn) as source,
+        target("reconcile") as dsn,
+        psycopg.connect(dsn) as ours,
+        psycopg.connect(source_dsn) as source,
     ):
-        _snapshot(target)
+        _snapshot(ours)
         _snapshot(source)
-        report = reconcile(target, source, tenants=tenants, tables=args.table or None)
+        report = reconcile(ours, source, tenants=tenants, tables=args.table or None)
     if args.json:
         print(_dumps(report.as_json()))
     else:
@@ -537,18 +525,6 @@ def _run_reconcile(args: argparse.Namespace) -> int:
 # --- registration ------------------------------------------------------------------------
 
 
-def _guarded(func: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            result: int = func(args)
-            return result
-        except UsageError as e:
-            print(e, file=sys.stderr)
-            return 2
-
-    return run
-
-
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "prune",
@@ -557,7 +533,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--retention", default="7 days", help="a PostgreSQL interval (default: 7 days)")
     p.add_argument("--json", action="store_true", help="print what was done as JSON")
-    p.set_defaults(func=_guarded(_run_prune))
+    p.set_defaults(func=_run_prune)
 
     p = sub.add_parser(
         "replay",
@@ -579,7 +555,7 @@ def register(sub: Any) -> None:
         "--dry-run", action="store_true", help="apply each inside a transaction, report, roll back"
     )
     p.add_argument("--json", action="store_true", help="print the answers as JSON")
-    p.set_defaults(func=_guarded(_run_replay))
+    p.set_defaults(func=_run_replay)
 
     p = sub.add_parser(
         "status",
@@ -590,7 +566,7 @@ def register(sub: Any) -> None:
         "--watch", type=float, metavar="N", help="refresh every N seconds (Ctrl-C stops)"
     )
     p.add_argument("--tenant", action="append", help="only this tenant (repeatable)")
-    p.set_defaults(func=_guarded(_run_status))
+    p.set_defaults(func=_run_status)
 
     p = sub.add_parser(
         "reconcile",
@@ -605,4 +581,4 @@ def register(sub: Any) -> None:
     p.add_argument("--tenant", action="append", help="only this tenant (repeatable)")
     p.add_argument("--table", action="append", help="only this source or target table (repeatable)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_guarded(_run_reconcile))
+    p.set_defaults(func=_run_reconcile)
