@@ -34,6 +34,7 @@ from operations.database import check_dsn, target
 from operations.errors import UsageError
 
 RESOLVED = ("applied", "duplicate", "stale")
+NOTHING_TO_REPLAY = "nothing to replay"
 
 
 def _canonical_tenant(text: str) -> str:
@@ -122,13 +123,23 @@ class Delivery:
     tenant_id: str | None = None
     table: str | None = None
     error: str | None = None
+    resolved_at: dt.datetime | None = None
+    resolved_by: int | None = None
+
+    @property
+    def settled(self) -> str | None:
+        """Why there is nothing to replay (None: there may be): it was applied, a
+        duplicate or stale, or a refusal resolved since."""
+        if self.resolved_at is not None:
+            return f"resolved by log {self.resolved_by}" if self.resolved_by else "dismissed"
+        return self.outcome if self.outcome in RESOLVED else None
 
 
 def waiting_deliveries(
     conn: psycopg.Connection[Any],
     *,
-    since: str | None = None,
-    until: str | None = None,
+    since: dt.datetime | str | None = None,
+    until: dt.datetime | str | None = None,
     tenant: str | None = None,
     table: str | None = None,
     limit: int | None = None,
@@ -162,11 +173,11 @@ def _describe(conn: psycopg.Connection[Any], log_ids: Sequence[int]) -> list[Del
         for row in conn.execute(
             """
             SELECT r.log_id, r.outcome, r.received_at, r.tenant_id::text,
-                   coalesce(r.target_table, r.source_table), r.error
+                   coalesce(r.target_table, r.source_table), r.error, r.resolved_at, r.resolved_by
               FROM optiqoflow.refused_deliveries r WHERE r.log_id = ANY (%(ids)s)
             UNION ALL
             SELECT l.id, l.outcome, l.received_at, l.tenant_id::text,
-                   coalesce(l.target_table, l.source_table), l.error
+                   coalesce(l.target_table, l.source_table), l.error, l.resolved_at, l.resolved_by
               FROM optiqoflow.webhook_logs l
              WHERE l.id = ANY (%(ids)s)
                AND NOT EXISTS (SELECT FROM optiqoflow.refused_deliveries r WHERE r.log_id = l.id)
@@ -182,13 +193,19 @@ def replay(
 ) -> list[dict[str, Any]]:
     """Replay each delivery in its own transaction through optiqoflow.replay_webhook (rolled
     back when dry_run: each is then tried alone against the current state). Returns one
-    report per delivery: what it was, and replay_webhook's answer (or the error raised)."""
+    report per delivery: what it was, and replay_webhook's answer (or the error raised).
+    A delivery that was applied (or a refusal resolved since) is not replayed: its status
+    is "nothing to replay", its answer says why."""
     reports = []
     for d in deliveries:
         report: dict[str, Any] = {
             "log_id": d.log_id, "was": d.outcome, "received_at": d.received_at,
             "tenant_id": d.tenant_id, "table": d.table, "dry_run": dry_run,
         }  # fmt: skip
+        if d.settled:
+            report.update(status=NOTHING_TO_REPLAY, answer={"reason": d.settled})
+            reports.append(report)
+            continue
         try:
             with conn.transaction(force_rollback=dry_run):
                 row = conn.execute("SELECT optiqoflow.replay_webhook(%s)", (d.log_id,)).fetchone()
@@ -211,6 +228,8 @@ def _replay_line(r: dict[str, Any]) -> str:
     what = f"log {r['log_id']}"
     if r["was"]:
         what += f" ({r['was']}, {r['table'] or 'no table'}, tenant {r['tenant_id'] or '-'})"
+    if r["status"] == NOTHING_TO_REPLAY:
+        return f"{what}: {a['reason']}, nothing to replay"
     if r["status"] == "error":
         return f"{what}: cannot replay: {a['error']} [{a['sqlstate']}]" + (
             f"\n    hint: {a['hint']}" if a.get("hint") else ""
@@ -224,6 +243,20 @@ def _replay_line(r: dict[str, Any]) -> str:
     return line
 
 
+def _iso_time(option: str, value: str | None) -> dt.datetime | None:
+    """An ISO 8601 time as datetime.fromisoformat reads it (without an offset: the
+    database session's time zone); anything else is a usage error, even what PostgreSQL
+    would read ('yesterday', 'now', 'epoch')."""
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{option} {value!r} is not an ISO 8601 time (e.g. 2026-11-26T00:00Z)"
+        ) from None
+
+
 def _run_replay(args: argparse.Namespace) -> int:
     selectors = [args.since, args.until, args.tenant, args.table]
     if not args.log_id and not any(selectors):
@@ -231,22 +264,19 @@ def _run_replay(args: argparse.Namespace) -> int:
     if args.log_id and any(selectors):
         raise UsageError("--log-id cannot be combined with the other filters")
     tenant = _canonical_tenant(args.tenant) if args.tenant else None
+    since, until = _iso_time("--since", args.since), _iso_time("--until", args.until)
     with target("replay") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
-        for value in (args.since, args.until):
-            if value is not None:
-                try:
-                    conn.execute("SELECT %s::timestamptz", (value,))
-                except psycopg.DataError:
-                    raise UsageError(f"not a timestamp: {value!r}") from None
         if args.log_id:
             deliveries = _describe(conn, args.log_id)
         else:
             deliveries = waiting_deliveries(
-                conn, since=args.since, until=args.until, tenant=tenant, table=args.table,
+                conn, since=since, until=until, tenant=tenant, table=args.table,
                 limit=args.limit,
             )  # fmt: skip
         reports = replay(conn, deliveries, dry_run=args.dry_run)
-    resolved = sum(r["status"] in RESOLVED for r in reports)
+    done = [r for r in reports if r["status"] != NOTHING_TO_REPLAY]
+    resolved = sum(r["status"] in RESOLVED for r in done)
+    refused = sum(r["status"] != "error" for r in done) - resolved
     if args.json:
         print(_dumps({"dry_run": args.dry_run, "replayed": reports}))
     elif not reports:
@@ -254,12 +284,17 @@ def _run_replay(args: argparse.Namespace) -> int:
     else:
         for r in reports:
             print(_replay_line(r))
-        tail = " (dry run: rolled back, nothing changed)" if args.dry_run else ""
-        print(
-            f"{len(reports)} replayed: {resolved} {'would be ' if args.dry_run else ''}resolved, "
-            f"{len(reports) - resolved} still waiting{tail}"
-        )
-    return 0 if resolved == len(reports) else 1
+        if done:
+            would = "would be " if args.dry_run else ""
+            summary = f"{len(done)} replayed: {resolved} {would}resolved, {refused} still waiting"
+            if failed := len(done) - resolved - refused:
+                summary += f", {failed} could not be replayed"
+            if skipped := len(reports) - len(done):
+                summary += f"; {skipped} with nothing to replay"
+            if args.dry_run:
+                summary += " (dry run: rolled back, nothing changed)"
+            print(summary)
+    return 0 if resolved == len(done) else 1
 
 
 # --- status ------------------------------------------------------------------------------
