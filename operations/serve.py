@@ -7,6 +7,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 from dataclasses import replace
 from types import FrameType
@@ -14,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from operations.errors import CommandError, UsageError
 from receiver.app import WEBHOOK_PATH, make_app, runner_options
 from receiver.config import ENVIRONMENT, Config, ConfigError
 from receiver.logs import JsonLogFormatter, redacted
@@ -25,9 +27,42 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address of `host` (as aiohttp's TCPSite would bind them),
+    not listening yet: the port is ours before anything else starts, and a client that
+    comes early is refused rather than left waiting. CommandError when it is taken."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as e:
+        for sock in sockets:
+            sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    return sockets
+
+
+def _where(sockets: list[socket.socket]) -> str:
+    names = []
+    for sock in sockets:
+        host, port = sock.getsockname()[:2]
+        names.append(f"http://{f'[{host}]' if ':' in host else host}:{port}{WEBHOOK_PATH}")
+    return ", ".join(names)
+
+
 def serve(config: Config, host: str, port: int) -> None:
     """Run the receiver until SIGTERM/SIGINT.
 
+    The port is bound first: a busy port stops it before anything else happens.
     Without DATABASE_URL: start the embedded PostgreSQL (data in OPTIQOFLOW_DATA_DIR,
     kept across restarts), migrate it to head, and stop it again on the way out. With
     DATABASE_URL the database is served as it is: migrating it is `optiqoflow migrate`'s
@@ -37,7 +72,9 @@ def serve(config: Config, host: str, port: int) -> None:
     # before aiohttp installs its own handlers: SIGTERM must still run the finally below
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     embedded: EmbeddedPostgres | None = None
+    sockets: list[socket.socket] = []
     try:
+        sockets = bind(host, port)
         dsn = config.database_url
         if dsn is None:
             from optiqoflow_db import migrate  # alembic is only needed here
@@ -58,17 +95,18 @@ def serve(config: Config, host: str, port: int) -> None:
             log.info("embedded PostgreSQL migrated to head")
         else:
             log.info("database %s", redacted(dsn), extra={"fields": {"dsn": redacted(dsn)}})
-        log.info("receiver listening on http://%s:%d%s", host, port, WEBHOOK_PATH)
         web.run_app(
             make_app(replace(config, database_url=dsn)),
-            host=host,
-            port=port,
-            print=None,
+            sock=sockets,
+            # run_app calls `print` once every socket accepts: that is when we listen
+            print=lambda *_: log.info("receiver listening on %s", _where(sockets)),
             handle_signals=True,
             **runner_options(config),
         )
         log.info("receiver stopped")
     finally:
+        for sock in sockets:
+            sock.close()
         if embedded is not None:
             embedded.stop()
             log.info("embedded PostgreSQL stopped")
