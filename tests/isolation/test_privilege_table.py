@@ -16,7 +16,7 @@ import psycopg
 from tests.helpers import apply, new_id, rec, upsert
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-ROLES = ("service_role", "authenticated", "optiqoflow_tenant_reader", "anon", "PUBLIC")
+ROLES = ("service_role", "authenticated", "optiqoflow_tenant_reader", "optiqoflow_admin", "anon", "PUBLIC")
 OUR_SCHEMAS = ("optiqoflow", "tenants", "optiqoflow_gen")
 DASHBOARD = ("charts", "chart_data_cache", "chart_table_dependencies")
 PRIVILEGE_WORDS = {"SELECT", "INSERT", "UPDATE", "DELETE", "USAGE", "EXECUTE", "TRUNCATE",
@@ -108,7 +108,7 @@ def _expected(c: psycopg.Connection[Any], objects: dict[str, str]) -> set[Grant]
     rows = _rows()
     assert len(rows) >= 10, "the README's privilege table is missing or cut"
     for cells in rows:
-        label, per_role = cells[0], dict(zip((*ROLES[:3], "anon, PUBLIC"), cells[1:], strict=True))
+        label, per_role = cells[0], dict(zip((*ROLES[:4], "anon, PUBLIC"), cells[1:], strict=True))
         names = set(re.findall(r"`([^`]+)`", label))
         if label.startswith("every target table"):
             members = targets
