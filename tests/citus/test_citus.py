@@ -298,6 +298,38 @@ def test_tenant_views_and_rls_on_the_cluster(cc: psycopg.Connection[Any]) -> Non
 
 
 @pytest.mark.citus
+def test_tenant_claim_under_app_metadata_and_charts_on_the_cluster(cc: psycopg.Connection[Any]) -> None:
+    """set_tenant_claim reaches the policies on the workers; authenticated reads its
+    charts and cache entries through the coordinator."""
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    for t in (a, b):
+        deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": t,
+                     "record": rec(str(uuid.uuid4()), T(1), title=t[:8])})
+    chart = cc.execute("INSERT INTO public.charts (tenant_id, title) VALUES (%s, 'c') RETURNING id", (a,)).fetchone()
+    assert chart is not None
+    cc.execute("INSERT INTO public.chart_data_cache (chart_id, tenant_id, data) VALUES (%s, %s, '[1]')", (chart[0], a))
+    workers_say(cc, "SET citus.enable_ddl_propagation TO off; ALTER ROLE authenticated LOGIN")
+    with cc.transaction():
+        cc.execute("SET LOCAL ROLE optiqoflow_admin")
+        cc.execute("SELECT optiqoflow.set_tenant_claim('app_metadata.tenant_id')")
+    try:
+        with cc.transaction():
+            cc.execute("SET LOCAL citus.propagate_set_commands TO 'local'")
+            cc.execute("SET LOCAL ROLE authenticated")
+            cc.execute(psycopg.sql.SQL("SET LOCAL request.jwt.claims = {}").format(
+                psycopg.sql.Literal(json.dumps({"app_metadata": {"tenant_id": a}, "tenant_id": b}))))
+            seen = {t for (t,) in cc.execute("SELECT DISTINCT tenant_id::text FROM optiqoflow.work_orders")}
+            charts = cc.execute("SELECT count(*) FROM public.charts WHERE tenant_id IS NOT NULL").fetchone()
+            cache = cc.execute("SELECT count(*) FROM public.chart_data_cache").fetchone()
+        assert seen == {a}
+        assert charts == (1,) and cache == (1,)
+    finally:
+        with cc.transaction():
+            cc.execute("SET LOCAL ROLE optiqoflow_admin")
+            cc.execute("SELECT optiqoflow.set_tenant_claim('tenant_id')")
+
+
+@pytest.mark.citus
 def test_refused_delivery_with_a_tenant_is_logged_on_its_worker(cc: psycopg.Connection[Any]) -> None:
     tenant = str(uuid.uuid4())
     answer, path = deliver(cc, {"type": "INSERT", "table": "no_such_table", "tenant_id": tenant,
