@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from operations.embedded import DataFolder
 from operations.errors import CommandError, UsageError
 from receiver.app import WEBHOOK_PATH, make_app, runner_options
 from receiver.config import ENVIRONMENT, Config, ConfigError
@@ -63,36 +64,25 @@ def serve(config: Config, host: str, port: int) -> None:
     """Run the receiver until SIGTERM/SIGINT.
 
     The port is bound first: a busy port stops it before anything else happens.
-    Without DATABASE_URL: start the embedded PostgreSQL (data in OPTIQOFLOW_DATA_DIR,
-    kept across restarts), migrate it to head, and stop it again on the way out. With
-    DATABASE_URL the database is served as it is: migrating it is `optiqoflow migrate`'s
-    job, with a role that may run DDL; /readyz says 503 until it is at head."""
-    from operations.embedded import EmbeddedPostgres, start_embedded
-
+    Without DATABASE_URL: the embedded PostgreSQL of OPTIQOFLOW_DATA_DIR (kept across
+    restarts), started (or taken over, when a receiver that was killed left it running),
+    migrated to head, and stopped again on the way out; a second receiver on the same
+    data folder is refused. With DATABASE_URL the database is served as it is:
+    migrating it is `optiqoflow migrate`'s job, with a role that may run DDL; /readyz
+    says 503 until it is at head."""
     # before aiohttp installs its own handlers: SIGTERM must still run the finally below
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    embedded: EmbeddedPostgres | None = None
+    folder: DataFolder | None = None
     sockets: list[socket.socket] = []
     try:
-        sockets = bind(host, port)
         dsn = config.database_url
         if dsn is None:
-            from optiqoflow_db import migrate  # alembic is only needed here
-
-            pgdata = (config.data_dir / "pgdata").resolve()
-            already_running = EmbeddedPostgres(pgdata, 0).is_running()
-            server = start_embedded(pgdata)
-            embedded = None if already_running else server  # not ours to stop otherwise
-            dsn = server.dsn
-            log.info(
-                "embedded PostgreSQL ready at %s (psql '%s'), data in %s",
-                dsn,
-                dsn,
-                pgdata,
-                extra={"fields": {"dsn": dsn, "data_dir": str(pgdata)}},
-            )
-            migrate.upgrade(dsn)
-            log.info("embedded PostgreSQL migrated to head")
+            folder = DataFolder(config.data_dir / "pgdata", "serve")
+            folder.claim_for_receiver()
+        sockets = bind(host, port)
+        if dsn is None:
+            assert folder is not None
+            dsn = _embedded(folder)
         else:
             log.info("database %s", redacted(dsn), extra={"fields": {"dsn": redacted(dsn)}})
         web.run_app(
@@ -107,9 +97,46 @@ def serve(config: Config, host: str, port: int) -> None:
     finally:
         for sock in sockets:
             sock.close()
-        if embedded is not None:
-            embedded.stop()
-            log.info("embedded PostgreSQL stopped")
+        if folder is not None:
+            became = folder.close()
+            if became == "stopped":
+                log.info("embedded PostgreSQL stopped")
+            elif became == "in use":
+                log.info(
+                    "embedded PostgreSQL left running: other optiqoflow commands are using "
+                    "it, and the last of them stops it"
+                )
+
+
+def _embedded(folder: DataFolder) -> str:
+    """Start (or take over) the folder's server and migrate it; its DSN."""
+    from optiqoflow_db import migrate  # alembic is only needed here
+
+    found = folder.open(create=True)
+    if found.was_running:
+        before = found.started_by
+        if before is None or not before.alive:
+            why = f"left running by {before}, which is gone" if before else "already running"
+        else:
+            why = f"running for {before}"
+        log.warning(
+            "embedded PostgreSQL in %s was %s: this receiver takes it over and stops it "
+            "when it stops",
+            folder.pgdata,
+            why,
+            extra={"fields": {"data_dir": str(folder.pgdata)}},
+        )
+    dsn = found.server.dsn
+    log.info(
+        "embedded PostgreSQL ready at %s (psql '%s'), data in %s",
+        dsn,
+        dsn,
+        folder.pgdata,
+        extra={"fields": {"dsn": dsn, "data_dir": str(folder.pgdata)}},
+    )
+    migrate.upgrade(dsn)
+    log.info("embedded PostgreSQL migrated to head")
+    return dsn
 
 
 def _serve_command(args: argparse.Namespace) -> int:
