@@ -11,7 +11,8 @@ the same from psql:
 - `reconcile`: `optiqoflow.table_fingerprint(tenant, table)` against the same fingerprint
   computed on the source database (the query `optiqoflow.fingerprint_query` defines).
 
-The database is `DATABASE_URL`, as for `migrate`.
+The database is `DATABASE_URL`, else the embedded PostgreSQL of the data folder
+(operations.database.target).
 """
 
 from __future__ import annotations

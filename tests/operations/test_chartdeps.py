@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -404,8 +405,10 @@ def test_cli_strict_exit_code_and_json(
 
 
 def test_cli_without_database_url(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    # no DATABASE_URL and no embedded PostgreSQL in the data folder either
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("OPTIQOFLOW_DATA_DIR", str(tmp_path))
     assert cli.main(["charts", "deps"]) == 2
     assert "DATABASE_URL is not set" in capsys.readouterr().err
