@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from optiqoflow_db import migrate
 
-from operations.embedded import EmbeddedPostgres, start_embedded
+from operations.embedded import EmbeddedPostgres, start_embedded, stop_command
 from tests.operations.conftest import StartServe
 from tests.operations.processes import SECRET, environment, one_line, optiqoflow
 
@@ -174,3 +175,14 @@ def test_without_database_url_or_data_folder(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert str(tmp_path / ".optiqoflow" / "pgdata") in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_the_stop_command_given_for_a_kept_server_stops_it(tmp_path: Path) -> None:
+    # what `simulate --keep` can print for the servers it leaves running
+    server = start_embedded(tmp_path / "data")
+    try:
+        done = subprocess.run(stop_command(server.data_dir), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert not server.is_running()
+    finally:
+        server.stop("immediate")
