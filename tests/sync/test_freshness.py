@@ -25,10 +25,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from tests.helpers import TARGET, apply, count, delete, full_sync, new_id, rec, upsert
@@ -785,24 +788,96 @@ def test_many_dependent_charts_still_apply_and_announce(
     assert notes[0]["tables"] == [TARGET]
 
 
-def test_readme_listen_snippet(db_dsn: str, conn: Conn, world: World) -> None:
-    """The LISTEN loop of docs/semantics.md ("The notification channel"), as written there,
-    hears a delivery and refreshes."""
-    refreshed: list[tuple[str, str]] = []
-    ready = threading.Event()
+def documented_listener() -> str:
+    """The listener example of docs/semantics.md ("The notification channel"), as written."""
+    text = (Path(__file__).parents[2] / "docs" / "semantics.md").read_text()
+    section = text[text.index("## The notification channel") :]
+    return section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+
+
+class StopDashboard(Exception):
+    """Ends the documented listener's endless loop (raised from the test's refill)."""
+
+
+def test_documented_listener_looks_again_and_trusts_no_notification(
+    db_dsn: str, conn: Conn, world: World
+) -> None:
+    """The listener example of docs/semantics.md runs as written, with this test's
+    `refill`. Each notification makes it re-read public.chart_data_cache; one forged
+    with pg_notify by a role without any privilege makes it re-read and refill nothing
+    the table does not say is invalid, and leaves the charts and entries it names as they
+    were; a delivery's makes it refill what the delivery invalidated.
+
+    A marker entry, the last in the listener's ORDER BY id, stays invalid: its refill
+    is the last of every look, so each look is seen whole without timing."""
+    (marker,) = conn.execute(
+        "UPDATE public.chart_data_cache SET is_valid = false, generation = generation + 1"
+        " WHERE id = (SELECT id FROM public.chart_data_cache ORDER BY id DESC LIMIT 1)"
+        " RETURNING id::text"
+    ).fetchone() or (None,)
+    looks: list[list[str]] = []
+    current: list[str] = []
+    looked = threading.Semaphore(0)
+
+    def refill(db: Conn, entry_id: Any, chart_id: Any, tenant_id: Any) -> None:
+        entry = str(entry_id)
+        current.append(entry)
+        if entry != marker:  # the generation protocol above
+            assert write(db, entry, claim(db, entry)) == 1
+            mark_fresh(db, str(chart_id))
+            return
+        looks.append(current[:])  # the marker's chart query "fails": invalid, next look
+        current.clear()
+        looked.release()
+        if len(looks) == 3:
+            raise StopDashboard
 
     def dashboard() -> None:
-        with psycopg.connect(db_dsn, autocommit=True) as listen:
-            listen.execute("LISTEN optiqoflow_invalidation")
-            ready.set()
-            for note in listen.notifies(timeout=10, stop_after=1):
-                event = json.loads(note.payload)
-                for chart_id in event["charts"]:
-                    refreshed.append((event["tenant_id"], chart_id))
+        exec(documented_listener(), {"DATABASE_URL": db_dsn, "refill": refill})
 
     pool, done = in_thread(dashboard)
-    assert ready.wait(10)
-    apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
-    done.result(timeout=15)
-    pool.shutdown()
-    assert sorted(refreshed) == [(world.a, c) for c in world.a_charts_on_work_orders()]
+    try:
+        assert looked.acquire(timeout=15), "no catch-up look after LISTEN"
+        assert looks == [[marker]]
+
+        # forged, by a role that may read or write nothing: another tenant's valid chart
+        # entry named "stale"
+        chart = world.b_wo if world.b_wo.entry(world.b) != marker else world.shared
+        forger = f"forger_{uuid.uuid4().hex[:12]}"
+        conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(forger)))
+        before = snapshot(conn)
+        try:
+            with psycopg.connect(
+                make_conninfo(db_dsn, options=f"-c role={forger}"), autocommit=True
+            ) as as_forger:
+                assert as_forger.execute("SELECT current_user").fetchone() == (forger,)
+                forged = {"tenant_id": world.b, "tables": [TARGET], "charts": [chart.id]}
+                as_forger.execute(
+                    "SELECT pg_notify('optiqoflow_invalidation', %s)", (json.dumps(forged),)
+                )
+        finally:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(forger)))
+        assert looked.acquire(timeout=15), "the forged notification made no look"
+        assert looks[1] == [marker]  # looked again; nothing but what the table says
+        assert snapshot(conn) == before  # no chart, no entry rewritten
+        assert entry_row(conn, chart.entry(world.b))["is_valid"] is True
+        assert chart_row(conn, chart.id)["cache_status"] == "fresh"
+
+        # a delivery's notification: its invalidated entries are refilled
+        apply(conn, upsert(world.a, rec(new_id(), 1, title="v1")))
+        assert looked.acquire(timeout=15), "the delivery's notification made no look"
+        invalidated = sorted(
+            [
+                world.a_wo.entry(world.a),
+                world.a_wo.entry(world.a, "by-site"),
+                world.a_multi.entry(world.a),
+                world.shared.entry(world.a),
+            ]
+        )
+        assert looks[2] == [*[e for e in invalidated if e != marker], marker]
+        for entry in invalidated:
+            assert entry_row(conn, entry)["is_valid"] is (entry != marker)
+        with pytest.raises(StopDashboard):
+            done.result(timeout=15)
+    finally:  # on a failure the listener may still wait: the database's drop ends it
+        pool.shutdown(wait=False, cancel_futures=True)
