@@ -259,11 +259,19 @@ def tombstones(c: Conn, tenant: str, table: str = TARGET) -> dict[str, dt.dateti
 
 
 def log_row(c: Conn, log_id: int) -> dict[str, Any]:
+    """A delivery's webhook_logs row, with the payload or bytes of a refused or unusable
+    delivery as kept (once) in refused_deliveries."""
     with c.cursor(row_factory=dict_row) as cur:
         found = cur.execute(
-            "SELECT * FROM optiqoflow.webhook_logs WHERE id = %s", (log_id,)
+            """SELECT l.*, coalesce(l.payload, r.payload) AS kept_payload,
+                      coalesce(l.raw_body, r.raw_body) AS kept_raw_body
+                 FROM optiqoflow.webhook_logs l
+                 LEFT JOIN optiqoflow.refused_deliveries r ON r.log_id = l.id
+                WHERE l.id = %s""",
+            (log_id,),
         ).fetchone()
     assert found is not None, f"no webhook_logs row {log_id}"
+    found["payload"], found["raw_body"] = found.pop("kept_payload"), found.pop("kept_raw_body")
     return found
 
 

@@ -26,6 +26,7 @@ from receiver.answers import is_transient
 from receiver.app import WEBHOOK_PATH
 from receiver.signatures import sign_plain
 from tests.helpers import envelope, rec, rows, upsert, zone_payload
+from tests.helpers import log_row as kept_log_row
 from tests.http_helpers import (
     OLD_SECRET,
     SECRET,
@@ -61,12 +62,9 @@ async def live(db_dsn: str) -> AsyncIterator[Endpoint]:
 
 
 def log_row(dsn: str, log_id: int) -> dict[str, Any]:
-    with psycopg.connect(dsn) as c, c.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        row = cur.execute(
-            "SELECT * FROM optiqoflow.webhook_logs WHERE id = %s", (log_id,)
-        ).fetchone()
-        assert row is not None
-        return row
+    """The delivery's log row, with its payload or bytes as kept in refused_deliveries."""
+    with psycopg.connect(dsn) as c:
+        return kept_log_row(c, log_id)
 
 
 # --- before any database: 401, 413, 408, 415 ----------------------------------------------
@@ -625,7 +623,7 @@ async def test_a_large_body_is_applied_while_checked_and_committed_only_if_it_pa
         ).fetchall()
         assert names == [("large-ok",)]  # the refused body's row was rolled back
         kept = c.execute(
-            "SELECT outcome, octet_length(raw_body) FROM optiqoflow.webhook_logs WHERE id = %s",
+            "SELECT outcome, octet_length(raw_body) FROM optiqoflow.refused_deliveries WHERE log_id = %s",
             (bad.body["log_id"],),
         ).fetchone()
     assert kept == ("unusable", len(body))

@@ -498,7 +498,7 @@ def test_a_tenant_that_is_not_a_uuid_is_refused(conn: psycopg.Connection[Any]) -
             answer = apply(conn, payload)
             assert (answer["status"], answer.get("sqlstate")) == ("refused", "OF002"), (bad, answer)
             logged = conn.execute(
-                "SELECT outcome, payload FROM optiqoflow.webhook_logs WHERE id = %s",
+                "SELECT outcome, payload FROM optiqoflow.refused_deliveries WHERE log_id = %s",
                 (answer["log_id"],),
             ).fetchone()
             assert logged == ("refused", payload), bad

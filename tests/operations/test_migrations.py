@@ -178,10 +178,13 @@ def test_wheel_carries_sql_and_migrations(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def pre_release_db(db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def pre_release_db(empty_db_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A database as the pre-release head left it: at 0023_static_writer_calls, its
-    functions those that db/migrations/pre_release.json describes (here: this database's
-    own, written into a copy of db/ that the code under test reads)."""
+    schema the baseline's (which equals that head's), its functions those that
+    db/migrations/pre_release.json describes (here: this database's own, written into a
+    copy of db/ that the code under test reads)."""
+    db_dsn = empty_db_dsn
+    migrate.upgrade(db_dsn, migrate.BASELINE)
     copy = tmp_path / "db"
     shutil.copytree(functions_dir().parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setenv("OPTIQOFLOW_DB_DIR", str(copy))

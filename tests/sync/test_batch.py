@@ -54,7 +54,7 @@ def test_events_apply_in_order_each_with_its_own_outcome(conn: Conn, tenant: str
     refused = answer["events"][4]
     assert refused["sqlstate"] == "22P02"
     assert conn.execute(
-        "SELECT payload IS NOT NULL FROM optiqoflow.webhook_logs WHERE id = %s",
+        "SELECT payload IS NOT NULL FROM optiqoflow.refused_deliveries WHERE log_id = %s",
         (refused["log_id"],),
     ).fetchone() == (True,)
 

@@ -50,7 +50,10 @@ def tracked(
 
 def logged(c: psycopg.Connection[Any], log_id: int) -> tuple[Any, ...]:
     row = c.execute(
-        "SELECT outcome, sqlstate, payload, detail, error FROM optiqoflow.webhook_logs WHERE id = %s",
+        # the payload of a refusal is kept once, in refused_deliveries
+        "SELECT l.outcome, l.sqlstate, coalesce(l.payload, r.payload), l.detail, l.error"
+        " FROM optiqoflow.webhook_logs l LEFT JOIN optiqoflow.refused_deliveries r ON r.log_id = l.id"
+        " WHERE l.id = %s",
         (log_id,),
     ).fetchone()
     assert row is not None

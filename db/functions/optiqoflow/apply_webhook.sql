@@ -219,7 +219,7 @@ BEGIN
              'added_columns', nullif(v_result -> 'added_columns', '[]'),
              'ignored_columns', nullif(v_result -> 'ignored_columns', '[]'),
              'hint', to_jsonb(nullif(v_hint, '')), 'detail', to_jsonb(nullif(v_detail, '')))), '{}'),
-         CASE WHEN v_status = 'refused' THEN p_payload END,
+         NULL,   -- a refused payload is kept once, in refused_deliveries (by log_id)
          p_delivery_id, v_event_id, (v_result ->> 'sync_run_id')::bigint,
          nullif(current_setting('optiqoflow.replay_of', true), '')::bigint,
          CASE WHEN isfinite(v_version) THEN round(extract(epoch FROM v_t0 - v_version) * 1000)::bigint END);

@@ -1,4 +1,7 @@
-CREATE OR REPLACE FUNCTION optiqoflow.prune_logs(p_retention interval DEFAULT '7 days')
+CREATE OR REPLACE FUNCTION optiqoflow.prune_logs(
+    p_retention         interval DEFAULT '7 days',
+    p_refused_retention interval DEFAULT NULL
+)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -7,11 +10,15 @@ AS $$
 -- Keep the logs small; schedule it daily (pg_cron or `optiqoflow prune`, see the README):
 --     SELECT optiqoflow.prune_logs();            -- retention 7 days
 --     SELECT optiqoflow.prune_logs('30 days');
+--     SELECT optiqoflow.prune_logs('7 days', '90 days');   -- unresolved refusals: 90 days
 -- 1. delivery_keys (de-duplication keys) older than the retention: deleted in chunks of
 --    10,000 through the seen_at index. So the duplicate window equals the retention.
 -- 2. tenants.tenant_data_push_log older than the retention: deleted per tenant in chunks
 --    through its (tenant_id, pushed_at) index (tenants found by a skip scan of it).
--- 3. refused_deliveries resolved before the cut-off. Waiting ones are never deleted.
+-- 3. refused_deliveries resolved before the cut-off, and those still waiting (never
+--    resolved) received before the refusals' cut-off (p_refused_retention, at least the
+--    log retention; NULL: 30 days, or the log retention when that is longer), in chunks:
+--    a refusal costs its payload once and for a bounded time.
 -- 4. webhook_logs: deletes the DEFAULT partition's rows older than the retention, drops
 --    the daily partitions whose whole day is older than the retention, and makes sure a
 --    partition exists for every UTC day from the cut-off to three days ahead (rows of
@@ -25,7 +32,8 @@ AS $$
 -- is true and calling again continues (`optiqoflow prune` does).
 -- Returns what it did: {"cutoff", "partitions_created", "partitions_dropped",
 -- "partitions_locked", "default_rows_moved", "default_rows_deleted",
--- "delivery_keys_deleted", "push_log_deleted", "refused_deleted", "more"}.
+-- "delivery_keys_deleted", "push_log_deleted", "refused_deleted", "refused_expired",
+-- "more"}.
 DECLARE
     c_days_ahead CONSTANT integer := 3;
     c_chunk      CONSTANT integer := 10000;
@@ -45,6 +53,8 @@ DECLARE
     v_keys       bigint := 0;
     v_push       bigint := 0;
     v_refused    bigint := 0;
+    v_expired    bigint := 0;
+    v_refused_retention interval;
     v_chunks     integer;
     v_n          bigint;
     v_more       boolean := false;
@@ -53,6 +63,13 @@ BEGIN
         RAISE EXCEPTION 'log retention % is shorter than one day', coalesce(p_retention::text, '(null)')
             USING ERRCODE = 'OF017',
                   HINT = 'Logs are kept in daily partitions: pass at least ''1 day''. The default, ''7 days'', is the de-duplication window: a delivery id or event_id is recognised for at least that long.';
+    END IF;
+    v_refused_retention := coalesce(p_refused_retention, greatest(interval '30 days', p_retention));
+    IF v_refused_retention < p_retention THEN
+        RAISE EXCEPTION 'refusals'' retention % is shorter than the log retention %',
+                        v_refused_retention, p_retention
+            USING ERRCODE = 'OF017',
+                  HINT = 'Unresolved refusals are kept at least as long as the logs (default 30 days), so they can be repaired and replayed.';
     END IF;
     IF NOT pg_try_advisory_xact_lock(optiqoflow._lock_key('prune_logs')) THEN
         RAISE EXCEPTION 'optiqoflow.prune_logs is already running in another session'
@@ -109,6 +126,22 @@ BEGIN
     DELETE FROM optiqoflow.refused_deliveries r
      WHERE r.resolved_at IS NOT NULL AND r.resolved_at < v_cutoff;
     GET DIAGNOSTICS v_refused = ROW_COUNT;
+    -- 3b. refusals nobody resolved within their retention, oldest first (waiting index)
+    v_chunks := 0;
+    LOOP
+        DELETE FROM optiqoflow.refused_deliveries r
+         WHERE r.log_id IN (SELECT x.log_id FROM optiqoflow.refused_deliveries x
+                             WHERE x.resolved_at IS NULL AND x.received_at < now() - v_refused_retention
+                             ORDER BY x.received_at LIMIT c_chunk);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_expired := v_expired + v_n;
+        v_chunks := v_chunks + 1;
+        EXIT WHEN v_n < c_chunk;
+        IF v_chunks >= c_max_chunks THEN
+            v_more := true;
+            EXIT;
+        END IF;
+    END LOOP;
 
     -- 4a. rows of the DEFAULT partition past the retention
     v_chunks := 0;
@@ -177,6 +210,7 @@ BEGIN
 
     RETURN pg_catalog.jsonb_build_object(
         'retention', p_retention::text,
+        'refused_retention', v_refused_retention::text,
         'cutoff', v_cutoff,
         'partitions_created', pg_catalog.to_jsonb(v_created),
         'partitions_dropped', pg_catalog.to_jsonb(v_dropped),
@@ -186,11 +220,12 @@ BEGIN
         'delivery_keys_deleted', v_keys,
         'push_log_deleted', v_push,
         'refused_deleted', v_refused,
+        'refused_expired', v_expired,
         'more', v_more);
 END
 $$;
 
-COMMENT ON FUNCTION optiqoflow.prune_logs(interval) IS
-    'Log retention (default 7 days; schedule daily): drops webhook_logs day partitions past the retention and creates those up to 3 days ahead, deletes delivery_keys (the de-duplication window), tenant_data_push_log rows and resolved refused_deliveries past it, in bounded chunks. Waiting refused deliveries are kept. Returns what it did as jsonb; "more": true means call again.';
-REVOKE ALL ON FUNCTION optiqoflow.prune_logs(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION optiqoflow.prune_logs(interval) TO service_role;
+COMMENT ON FUNCTION optiqoflow.prune_logs(interval, interval) IS
+    'Log retention (default 7 days; schedule daily): drops webhook_logs day partitions past the retention and creates those up to 3 days ahead, deletes delivery_keys (the de-duplication window), tenant_data_push_log rows and resolved refused_deliveries past it, and unresolved refused_deliveries past their own retention (default 30 days or the log retention if longer; never shorter than it), in bounded chunks. Returns what it did as jsonb; "more": true means call again.';
+REVOKE ALL ON FUNCTION optiqoflow.prune_logs(interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION optiqoflow.prune_logs(interval, interval) TO service_role;

@@ -7,9 +7,10 @@ AS $$
 -- Re-apply a logged delivery through apply_webhook, with its original delivery id (so a
 -- delivery the sender has since retried successfully is a duplicate, not applied twice).
 -- The delivery is read from refused_deliveries (kept until resolved, whatever happened to
--- the log partition), else from webhook_logs. The payload is the kept jsonb (refused
--- deliveries), else the raw body if it can now be read as jsonb (a DBA may also repair
--- it: UPDATE optiqoflow.refused_deliveries SET payload = '...' WHERE log_id = N). The new
+-- the log partition), else from webhook_logs. The payload is the kept jsonb of a refused
+-- delivery, or one a DBA wrote to repair a delivery refused for its bytes (UPDATE
+-- optiqoflow.refused_deliveries SET payload = '...' WHERE log_id = N); such bytes are
+-- never replayed as they are. The new
 -- log row names the original in replay_of; when the replay is applied, duplicate or
 -- stale, the original is marked resolved (in webhook_logs while its partition exists, and
 -- in refused_deliveries); a replay refused again is counted there (replays).
@@ -40,13 +41,15 @@ BEGIN
         v_delivery := v_log.delivery_id;
     END IF;
     IF v_payload IS NULL AND v_raw IS NOT NULL THEN
-        BEGIN
-            v_payload := convert_from(v_raw, 'UTF8')::jsonb;
-        EXCEPTION WHEN OTHERS THEN
-            RAISE EXCEPTION 'delivery % is still unusable: %', p_log_id, SQLERRM
-                USING ERRCODE = 'OF012',
-                      HINT = format('Repair it first: UPDATE optiqoflow.refused_deliveries SET payload = ''{...}'' WHERE log_id = %s;', p_log_id);
-        END;
+        -- refused for its bytes (a key twice, too deep, not UTF-8 ...): read through jsonb it
+        -- would no longer show what the receiver refused (jsonb keeps the last of two equal
+        -- keys), so it is never applied as is
+        RAISE EXCEPTION 'delivery % was refused for its bytes and is never replayed as is', p_log_id
+            USING ERRCODE = 'OF012',
+                  DETAIL = 'It is kept in optiqoflow.refused_deliveries.raw_body for inspection.',
+                  HINT = format('Repair it (UPDATE optiqoflow.refused_deliveries SET payload = ''{...}'' WHERE log_id = %s) '
+                                'and replay it, or dismiss it (UPDATE optiqoflow.refused_deliveries SET resolved_at = now() WHERE log_id = %s).',
+                                p_log_id, p_log_id);
     END IF;
     IF v_payload IS NULL THEN
         RAISE EXCEPTION 'delivery % has no stored payload to replay', p_log_id
