@@ -352,17 +352,6 @@ class DataFolder:
             return None
         return EmbeddedPostgres(self.pgdata, port) if _alive(pid) else None
 
-    def receiver(self) -> Holder | None:
-        """The receiver serving this folder, if one is."""
-        probe = _Lock(self._receiver.path)
-        try:
-            if probe.take(fcntl.LOCK_EX):
-                return None
-        finally:
-            probe.release()
-        holder = self._receiver.record()
-        return holder if holder is not None and holder.alive else None
-
     def claim_for_receiver(self) -> None:
         """Become the folder's receiver; ReceiverRunning when another one is alive. (Held
         for a moment by a command stopping the server: then wait for it.)"""
