@@ -43,7 +43,8 @@ DECLARE
     v_version   timestamptz;   -- the change's version, for lag_ms (INSERT / UPDATE / DELETE)
 BEGIN
     IF jsonb_typeof(p_payload) = 'object' AND upper(p_payload ->> 'type') = 'BATCH'
-       AND jsonb_typeof(p_payload -> 'events') = 'array' THEN
+       AND jsonb_typeof(p_payload -> 'events') = 'array'
+       AND jsonb_array_length(p_payload -> 'events') <= 10000 THEN   -- more: refused below
         RETURN optiqoflow.apply_webhook_batch(p_payload, p_delivery_id);   -- our batch envelope
     END IF;
     v_log_id := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
@@ -54,6 +55,12 @@ BEGIN
                 USING ERRCODE = 'OF004', HINT = 'Send {"type": ..., "table": ..., "tenant_id": ..., ...}.';
         END IF;
         v_type := p_payload ->> 'type';
+        IF upper(v_type) = 'BATCH' AND jsonb_typeof(p_payload -> 'events') = 'array' THEN
+            RAISE EXCEPTION 'a BATCH envelope holds at most 10,000 events; this one has %',
+                            jsonb_array_length(p_payload -> 'events')
+                USING ERRCODE = 'OF024',
+                      HINT = 'Send the events in several envelopes (a few hundred each is plenty).';
+        END IF;
         IF v_type IS NULL OR upper(v_type) NOT IN ('INSERT', 'UPDATE', 'DELETE', 'FULL_SYNC') THEN
             RAISE EXCEPTION 'unknown operation type: %', coalesce(left(v_type, 50), '(none)')
                 USING ERRCODE = 'OF004', HINT = 'type is one of INSERT, UPDATE, DELETE, FULL_SYNC.';

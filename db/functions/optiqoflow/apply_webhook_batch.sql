@@ -19,14 +19,16 @@ AS $$
 -- the global order, so concurrent envelopes cannot deadlock on them.
 -- Answers {"status": "applied", "rows": total, "events": [<each answer>], "counts":
 -- {"applied": n, ...}, "log_id": the envelope's log row}; "refused" only when the
--- envelope itself is malformed.
+-- envelope itself is malformed, or holds more than 10,000 events (OF024, apply_webhook).
+-- Cost is linear in the events: the answers are gathered in an array (appended in
+-- place) and turned into JSON once.
 DECLARE
     v_log_id  bigint := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
     v_t0      timestamptz := clock_timestamp();
     v_event   jsonb;
     v_index   bigint;
     v_answer  jsonb;
-    v_answers jsonb := '[]'::jsonb;
+    v_answers jsonb[] := ARRAY[]::jsonb[];
     v_rows    bigint := 0;
     v_counts  jsonb := '{}'::jsonb;
     v_tenant  jsonb := p_payload -> 'tenant_id';
@@ -47,7 +49,7 @@ BEGIN
         END IF;
         v_answer := optiqoflow.apply_webhook(v_event, CASE WHEN p_delivery_id IS NOT NULL
                                                          THEN p_delivery_id || '/' || v_index END);
-        v_answers := v_answers || jsonb_build_array(v_answer);
+        v_answers := v_answers || v_answer;
         v_rows := v_rows + coalesce((v_answer ->> 'rows')::bigint, 0);
         v_counts := v_counts || jsonb_build_object(v_answer ->> 'status',
                                                    coalesce((v_counts ->> (v_answer ->> 'status'))::bigint, 0) + 1);
@@ -58,7 +60,7 @@ BEGIN
             jsonb_build_object('events', jsonb_array_length(p_payload -> 'events'), 'counts', v_counts),
             p_delivery_id);
     RETURN jsonb_build_object('status', 'applied', 'table', NULL, 'rows', v_rows, 'operation', 'BATCH',
-                              'events', v_answers, 'counts', v_counts, 'log_id', v_log_id);
+                              'events', to_jsonb(v_answers), 'counts', v_counts, 'log_id', v_log_id);
 END
 $$;
 
