@@ -114,6 +114,7 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
         timeout=config.pool_timeout,
         freshness=rcv.freshness,
         configure=None if delegation is None else delegation.configure,
+        lock_timeout=config.lock_timeout,
     )
     await pool.open(wait=False)  # an unreachable database is 503 and /readyz, not a crash
     app[POOL] = pool

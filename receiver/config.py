@@ -102,6 +102,13 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "How long a delivery waits for a free connection before it gets 503.",
     ),
     EnvVar(
+        "OPTIQO_LOCK_TIMEOUT_SECONDS",
+        "5",
+        "Longest a delivery waits for a lock (a table a dashboard session locked, rows "
+        "another transaction holds): past it, nothing of it is committed and it is answered "
+        "503 with Retry-After, so one stuck table or tenant never holds the pool.",
+    ),
+    EnvVar(
         "OPTIQO_GROUP_COMMIT",
         "1",
         "Group commit: most real-time deliveries applied by one database call and one "
@@ -159,6 +166,7 @@ class Config:
     pool_min: int = 2
     pool_max: int = 10
     pool_timeout: float = 5.0
+    lock_timeout: float = 5.0
     retry_after: int = 5
     large_body_parses: int = 2
     group_commit: int = 1
@@ -200,6 +208,7 @@ class Config:
             pool_min=_int(env, "OPTIQO_POOL_MIN", 2, minimum=0),
             pool_max=_int(env, "OPTIQO_POOL_MAX", 10, minimum=1),
             pool_timeout=_float(env, "OPTIQO_POOL_TIMEOUT_SECONDS", 5.0),
+            lock_timeout=_float(env, "OPTIQO_LOCK_TIMEOUT_SECONDS", 5.0),
             retry_after=_int(env, "OPTIQO_RETRY_AFTER_SECONDS", 5, minimum=1),
             large_body_parses=_int(env, "OPTIQO_LARGE_BODY_PARSES", 2, minimum=1),
             group_commit=_int(env, "OPTIQO_GROUP_COMMIT", 1, minimum=1, maximum=MAX_GROUP),

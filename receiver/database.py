@@ -174,8 +174,18 @@ def make_pool(
     timeout: float,
     freshness: Freshness,
     configure: Callable[[Connection], Awaitable[None]] | None,
+    lock_timeout: float = 5.0,
 ) -> AsyncConnectionPool[Connection]:
-    """The receiver's pool (not open yet): autocommit connections, $1 placeholders."""
+    """The receiver's pool (not open yet): autocommit connections, $1 placeholders, and
+    every lock wait bounded by `lock_timeout` seconds (then 55P03: 503)."""
+    bound = f"SET lock_timeout = {max(1, round(lock_timeout * 1000))}"  # milliseconds
+
+    async def prepare(conn: Connection) -> None:
+        # a statement, not a startup option: connection poolers refuse unknown options
+        await conn.execute(bound)
+        if configure is not None:
+            await configure(conn)
+
     return AsyncConnectionPool(
         dsn,
         connection_class=Connection,
@@ -190,7 +200,7 @@ def make_pool(
             "application_name": "optiqoflow-receiver",
         },
         check=freshness.check,  # a restarted server: no stale sockets
-        configure=configure,
+        configure=prepare,
         reconnect_timeout=RECONNECT_TIMEOUT,
         name="optiqoflow",
         open=False,
