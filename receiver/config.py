@@ -75,7 +75,8 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "libpq URL (`postgresql://...`) or key=value conninfo of the database; one libpq "
         "cannot parse stops the receiver at start, one that does not answer is retried "
         "(and /readyz says so). Unset: `serve` starts an embedded PostgreSQL in "
-        "`$OPTIQOFLOW_DATA_DIR/pgdata` and migrates it.",
+        "`$OPTIQOFLOW_DATA_DIR/pgdata` and migrates it, and the operations commands "
+        "(`status`, `replay`, `prune`, `psql` ...) use that server.",
     ),
     EnvVar(
         "OPTIQOFLOW_DATA_DIR",

@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import random
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
+from operations.embedded import stop_command
 from receiver.signatures import sign_plain
 from simulator import source as simsource
 
@@ -497,7 +499,7 @@ class OwnDestination:
             [
                 sys.executable,
                 "-m",
-                "receiver.cli",
+                "operations.cli",
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -680,10 +682,12 @@ async def _main(args: argparse.Namespace) -> int:
         if own is not None:
             own.close(keep_database=args.keep)
             if args.keep:
-                say(f"kept the destination database: {own.dsn}")
+                say(f"kept the destination database: {own.dsn}; stop it with: "
+                    + shlex.join(stop_command(own.server.data_dir)))
         if own_source is not None:
             if args.keep:
-                say(f"kept the source database: {own_source.server.dsn}")
+                say(f"kept the source database: {own_source.server.dsn}; stop it with: "
+                    + shlex.join(stop_command(own_source.server.data_dir)))
             else:
                 own_source.close()
 

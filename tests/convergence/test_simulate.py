@@ -9,8 +9,12 @@ the session is using it).
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -223,3 +227,18 @@ def test_schedule_is_reproducible(source_dsn: str) -> None:
         ]
 
     assert plan("one") == plan("one") == plan("another")
+
+
+def test_the_shipped_command_runs_its_own_destination_and_converges(tmp_path: Path) -> None:
+    """`optiqoflow simulate --own-destination` as an operator runs it: a throwaway source
+    and destination, the receiver started as `optiqoflow serve` in front of it, a small
+    workload, convergence checked; exit 0."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "OPTIQOFLOW_TEST_DSN")}
+    env["OPTIQO_WEBHOOK_SECRET"] = "shipped-command-secret"
+    done = subprocess.run(
+        [sys.executable, "-m", "operations.cli", "simulate", "--own-destination", "--tenants", "2",
+         "--events", "40", "--full-syncs", "1", "--restarts", "0", "--seed", "7"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
