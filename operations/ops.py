@@ -36,6 +36,7 @@ from operations.errors import UsageError
 
 RESOLVED = ("applied", "duplicate", "stale")
 NOTHING_TO_REPLAY = "nothing to replay"
+HELD = "held back"  # a bulk replay that would remove rows, without --allow-removals
 
 
 def _canonical_tenant(text: str) -> str:
@@ -67,15 +68,20 @@ def _dumps(value: Any, indent: int | None = 2) -> str:
 
 
 def prune(
-    conn: psycopg.Connection[Any], retention: str = "7 days", max_calls: int = 1000
+    conn: psycopg.Connection[Any],
+    retention: str = "7 days",
+    max_calls: int = 1000,
+    refused_retention: str | None = None,
 ) -> dict[str, Any]:
     """Call optiqoflow.prune_logs until it has nothing more to do (one transaction per
-    call); return the summed report."""
+    call); return the summed report. refused_retention: how long unresolved refusals
+    are kept (None: the database's default, 30 days or the log retention if longer)."""
     total: dict[str, Any] = {}
     for _ in range(max_calls):
         with conn.transaction():
             row = conn.execute(
-                "SELECT optiqoflow.prune_logs(%s::interval)", (retention,)
+                "SELECT optiqoflow.prune_logs(%s::interval, %s::interval)",
+                (retention, refused_retention),
             ).fetchone()
         assert row is not None
         step: dict[str, Any] = row[0]
@@ -93,7 +99,7 @@ def prune(
 
 def _run_prune(args: argparse.Namespace) -> int:
     with target("prune") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
-        report = prune(conn, args.retention)
+        report = prune(conn, args.retention, refused_retention=args.refused_retention)
     if args.json:
         print(_dumps(report))
         return 0
@@ -107,6 +113,7 @@ def _run_prune(args: argparse.Namespace) -> int:
     print(
         f"  rows deleted: {report['delivery_keys_deleted']} de-duplication keys, "
         f"{report['push_log_deleted']} push log, {report['refused_deleted']} resolved refusals, "
+        f"{report['refused_expired']} refusals unresolved past {report['refused_retention']}, "
         f"{report['default_rows_deleted']} from the default log partition "
         f"({report['default_rows_moved']} moved to their day's partition)"
     )
@@ -231,6 +238,8 @@ def _replay_line(r: dict[str, Any]) -> str:
         what += f" ({r['was']}, {r['table'] or 'no table'}, tenant {r['tenant_id'] or '-'})"
     if r["status"] == NOTHING_TO_REPLAY:
         return f"{what}: {a['reason']}, nothing to replay"
+    if r["status"] == HELD:
+        return f"{what}: {a['reason']}"
     if r["status"] == "error":
         return f"{what}: cannot replay: {a['error']} [{a['sqlstate']}]" + (
             f"\n    hint: {a['hint']}" if a.get("hint") else ""
@@ -266,6 +275,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         raise UsageError("--log-id cannot be combined with the other filters")
     tenant = _canonical_tenant(args.tenant) if args.tenant else None
     since, until = _iso_time("--since", args.since), _iso_time("--until", args.until)
+    held: dict[int, str] = {}
     with target("replay") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         if args.log_id:
             deliveries = _describe(conn, args.log_id)
@@ -274,8 +284,16 @@ def _run_replay(args: argparse.Namespace) -> int:
                 conn, since=since, until=until, tenant=tenant, table=args.table,
                 limit=args.limit,
             )  # fmt: skip
+            held = removals(conn, [d.log_id for d in deliveries]) if not args.allow_removals else {}
+            deliveries = [d for d in deliveries if d.log_id not in held]
         reports = replay(conn, deliveries, dry_run=args.dry_run)
-    done = [r for r in reports if r["status"] != NOTHING_TO_REPLAY]
+        if not args.log_id:
+            reports += [
+                {"log_id": log_id, "status": HELD, "answer": {"reason": why}, "was": None,
+                 "dry_run": args.dry_run}
+                for log_id, why in held.items()
+            ]  # fmt: skip
+    done = [r for r in reports if r["status"] not in (NOTHING_TO_REPLAY, HELD)]
     resolved = sum(r["status"] in RESOLVED for r in done)
     refused = sum(r["status"] != "error" for r in done) - resolved
     if args.json:
@@ -290,12 +308,43 @@ def _run_replay(args: argparse.Namespace) -> int:
             summary = f"{len(done)} replayed: {resolved} {would}resolved, {refused} still waiting"
             if failed := len(done) - resolved - refused:
                 summary += f", {failed} could not be replayed"
-            if skipped := len(reports) - len(done):
+            if skipped := len(reports) - len(done) - len(held):
                 summary += f"; {skipped} with nothing to replay"
+            if held:
+                summary += f"; {len(held)} held back: they would remove rows (--allow-removals)"
             if args.dry_run:
                 summary += " (dry run: rolled back, nothing changed)"
             print(summary)
-    return 0 if resolved == len(done) else 1
+        elif held:
+            print(f"{len(held)} held back: they would remove rows (--allow-removals replays them)")
+    return 0 if resolved == len(done) and not held else 1
+
+
+# A bulk replay applies what may have waited for days: one that would remove rows (a
+# DELETE, a FULL_SYNC batch, which may start or complete a run, a BATCH with DELETE
+# events) runs only when asked for by name (--log-id) or with --allow-removals.
+REMOVALS_SQL = """
+SELECT r.log_id,
+       CASE WHEN upper(r.payload ->> 'type') = 'DELETE' THEN 'a DELETE'
+            WHEN upper(r.payload ->> 'type') = 'FULL_SYNC'
+                THEN 'a FULL_SYNC batch (it may start or complete a run, which removes rows)'
+            WHEN upper(r.payload ->> 'type') = 'BATCH' AND jsonb_typeof(r.payload -> 'events') = 'array'
+                 AND EXISTS (SELECT FROM jsonb_array_elements(r.payload -> 'events') e
+                              WHERE upper(e ->> 'type') = 'DELETE')
+                THEN 'a BATCH with DELETE events'
+       END
+  FROM optiqoflow.refused_deliveries r
+ WHERE r.log_id = ANY (%s)
+"""
+
+
+def removals(conn: psycopg.Connection[Any], log_ids: Sequence[int]) -> dict[int, str]:
+    """Of these waiting deliveries, those whose replay would remove rows, and why."""
+    return {
+        log_id: f"not replayed: {why} would remove rows; pass --allow-removals to replay it"
+        for log_id, why in conn.execute(REMOVALS_SQL, (list(log_ids),))
+        if why is not None
+    }
 
 
 # --- status ------------------------------------------------------------------------------
@@ -358,8 +407,9 @@ STATUS_COLUMNS = (
 )  # fmt: skip
 
 
-def render_status(rows: Sequence[dict[str, Any]]) -> str:
-    """A plain-text table of sync_health rows, one line per tenant x table."""
+def render_status(rows: Sequence[dict[str, Any]], settings: dict[str, str] | None = None) -> str:
+    """A plain-text table of sync_health rows, one line per tenant x table, then the
+    database-wide settings (where row-level security reads the tenant claim)."""
     now = rows[0]["as_of"] if rows else dt.datetime.now(dt.UTC)
     lines = [list(STATUS_COLUMNS)]
     for r in rows:
@@ -393,7 +443,18 @@ def render_status(rows: Sequence[dict[str, Any]]) -> str:
     out.append(
         f"{len(rows)} tenant x table pairs; {waiting} refused deliveries waiting (optiqoflow replay)"
     )
+    if settings:
+        out.append("tenant claim (row-level security): " + settings.get("tenant_claim", "tenant_id"))
     return "\n".join(out)
+
+
+def settings(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """optiqoflow.settings as a dict ({} on a database migrated before it existed)."""
+    try:
+        with conn.transaction():
+            return dict(conn.execute("SELECT key, value FROM optiqoflow.settings").fetchall())
+    except psycopg.errors.UndefinedTable:
+        return {}
 
 
 def _run_status(args: argparse.Namespace) -> int:
@@ -408,7 +469,7 @@ def _run_status(args: argparse.Namespace) -> int:
                 else:
                     if args.watch and interactive:
                         print("\x1b[H\x1b[2J", end="")  # clear the screen, cursor home
-                    print(render_status(rows), flush=True)
+                    print(render_status(rows, settings(conn)), flush=True)
                 if not args.watch:
                     return 0
                 time.sleep(args.watch)
@@ -568,6 +629,11 @@ def register(sub: Any) -> None:
         description="Calls optiqoflow.prune_logs(retention) until it is done. Schedule it daily.",
     )
     p.add_argument("--retention", default="7 days", help="a PostgreSQL interval (default: 7 days)")
+    p.add_argument(
+        "--refused-retention",
+        help="how long unresolved refused deliveries are kept (default: 30 days, or --retention "
+        "when longer; never shorter than it)",
+    )
     p.add_argument("--json", action="store_true", help="print what was done as JSON")
     p.set_defaults(func=_run_prune)
 
@@ -589,6 +655,12 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=int, help="replay at most this many")
     p.add_argument(
         "--dry-run", action="store_true", help="apply each inside a transaction, report, roll back"
+    )
+    p.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="also replay, when selected by --since/--until/--tenant/--table, deliveries that "
+        "would remove rows (DELETE, FULL_SYNC batches, BATCH envelopes with DELETE events)",
     )
     p.add_argument("--json", action="store_true", help="print the answers as JSON")
     p.set_defaults(func=_run_replay)
