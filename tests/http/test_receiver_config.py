@@ -42,6 +42,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "OPTIQO_POOL_MIN": "0",
         "OPTIQO_POOL_MAX": "3",
         "OPTIQO_POOL_TIMEOUT_SECONDS": "1",
+        "OPTIQO_LOCK_TIMEOUT_SECONDS": "0.75",
         "OPTIQO_RETRY_AFTER_SECONDS": "7",
         "OPTIQO_LARGE_BODY_PARSES": "3",
         "OPTIQO_GROUP_COMMIT": "24",
@@ -56,7 +57,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert c.database_url == "postgresql://u@h/db"
     assert c.data_dir == Path("/var/lib/optiqoflow")
     assert (c.read_timeout, c.timestamp_tolerance) == (2.5, 60)
-    assert (c.pool_min, c.pool_max, c.pool_timeout) == (0, 3, 1.0)
+    assert (c.pool_min, c.pool_max, c.pool_timeout, c.lock_timeout) == (0, 3, 1.0, 0.75)
     assert (c.retry_after, c.shutdown_timeout) == (7, 9.0)
     assert c.large_body_parses == 3
     assert c.group_commit == 24
@@ -73,6 +74,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("OPTIQO_UNAUTHENTICATED_SMALL_BODIES", "0"),
         ("OPTIQO_READ_TIMEOUT_SECONDS", "-1"),
         ("OPTIQO_READ_TIMEOUT_SECONDS", "nan"),
+        ("OPTIQO_LOCK_TIMEOUT_SECONDS", "-1"),
         ("OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", "0"),
         ("OPTIQO_POOL_MIN", "20"),  # above OPTIQO_POOL_MAX
         ("OPTIQO_LARGE_BODY_PARSES", "0"),

@@ -209,11 +209,13 @@ BEGIN
     END LOOP;
 
     -- 8. tenant views made before distribution: re-created so that Citus creates them on
-    --    the workers too, with their grants
+    --    the workers too, with their grants (the "{uuid}_{table}" views only: the schema's
+    --    other views, such as tenants.sync_status, keep their own definition)
     FOR v_view IN
         SELECT c.oid, c.relname, pg_get_viewdef(c.oid) AS def, c.relacl
           FROM pg_class c
          WHERE c.relnamespace = 'tenants'::regnamespace AND c.relkind = 'v'
+           AND c.relname ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_'
          ORDER BY c.relname
     LOOP
         EXECUTE format('CREATE OR REPLACE VIEW tenants.%I WITH (security_invoker = true, security_barrier = true) AS %s',
