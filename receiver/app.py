@@ -35,6 +35,7 @@ from receiver.database import (
     make_pool,
     one_value,
 )
+from receiver.figures import FIGURES, DatabaseFigures
 from receiver.health import handle_healthz, handle_metrics, handle_readyz
 from receiver.jsonguard import Unusable
 from receiver.logs import account
@@ -80,6 +81,8 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
         ),
         expected_revision=expected_revision,
     )
+    figures = app[FIGURES] = DatabaseFigures()
+    rcv.metrics.watch_database(figures.current)
     rcv.metrics.watch_admission(
         lambda: rcv.admission.reserved_bytes, lambda: rcv.admission.small_admitted
     )

@@ -1,5 +1,6 @@
 """GET /healthz (the process is alive), /readyz (the database answers and is migrated to
-the head this package ships) and /metrics (Prometheus text format)."""
+the head this package ships) and /metrics (Prometheus text format, with the database's
+own figures from receiver.figures)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from receiver.database import READY_SQL
+from receiver.figures import FIGURES
 from receiver.state import POOL, RECEIVER
 
 log = logging.getLogger("optiqoflow.receiver")
@@ -74,5 +76,9 @@ def _head_revision() -> str:
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    data = generate_latest(request.app[RECEIVER].metrics.registry)
+    """The metrics; the database's figures (receiver.figures) read first when they are
+    older than a few seconds, and left out when the database cannot give them."""
+    rcv = request.app[RECEIVER]
+    await request.app[FIGURES].refresh(request.app.get(POOL), rcv.gate, rcv.config.pool_timeout)
+    data = generate_latest(rcv.metrics.registry)
     return web.Response(body=data, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})

@@ -30,6 +30,39 @@ class _PoolCollector(Collector):
             yield GaugeMetricFamily(f"optiqoflow_db_{key}", doc, value=stats.get(key, 0))
 
 
+# figures of optiqoflow.health_metrics() (receiver.figures), exported as gauges; none has
+# a label per tenant
+_DATABASE_GAUGES = {
+    "refused_waiting": (
+        "optiqoflow_refused_waiting",
+        "Refused deliveries not resolved yet (optiqoflow.refused_deliveries): fix, then replay.",
+    ),
+    "worst_lag_seconds": (
+        "optiqoflow_worst_lag_seconds",
+        "Worst lag (arrival minus the change's source time) among the deliveries applied in the "
+        "last 5 minutes (at most the newest 10,000); 0 when none.",
+    ),
+    "log_partitions_ahead_days": (
+        "optiqoflow_log_partitions_ahead_days",
+        "Daily webhook_logs partitions after today (UTC); prune_logs keeps 3, so below 2 means "
+        "pruning has not run.",
+    ),
+}
+
+
+class _DatabaseCollector(Collector):
+    def __init__(self, figures: Callable[[], Mapping[str, float] | None]) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        figures = self._figures()
+        if figures is None:  # the database could not give them: left out, never an error
+            return
+        for key, (name, doc) in _DATABASE_GAUGES.items():
+            if key in figures:
+                yield GaugeMetricFamily(name, doc, value=figures[key])
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -88,6 +121,8 @@ class Metrics:
         self._path_counts: dict[str, Counter] = {}
         self._pool_stats: Callable[[], Mapping[str, int]] | None = None
         self.registry.register(_PoolCollector(self._current_pool_stats))
+        self._database_figures: Callable[[], Mapping[str, float] | None] = lambda: None
+        self.registry.register(_DatabaseCollector(lambda: self._database_figures()))
         # the labelled children, looked up once (labels() takes a lock and checks names)
         self._delivery_counts: dict[tuple[str, str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
@@ -119,6 +154,10 @@ class Metrics:
     def watch_pool(self, stats: Callable[[], Mapping[str, int]] | None) -> None:
         """Export the pool's statistics (None: the pool is closed)."""
         self._pool_stats = stats
+
+    def watch_database(self, figures: Callable[[], Mapping[str, float] | None]) -> None:
+        """Export the database's figures (receiver.figures), when it has them."""
+        self._database_figures = figures
 
     def _current_pool_stats(self) -> Mapping[str, int] | None:
         return self._pool_stats() if self._pool_stats is not None else None
