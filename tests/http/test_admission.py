@@ -134,7 +134,7 @@ async def test_a_stalled_body_gives_its_room_back_when_it_times_out() -> None:
         counting_listener() as (dsn, attempts),
         serving(
             receiver_config(
-                dsn, max_body_bytes=3 * MIB, unauthenticated_bytes=3 * MIB, read_timeout=1.0
+                dsn, max_body_bytes=3 * MIB, unauthenticated_bytes=3 * MIB, read_timeout=3.0
             )
         ) as ep,
     ):
