@@ -26,7 +26,9 @@ One request, POST /api/optiqo-webhook, through the modules of this package:
    transient SQLSTATE as 503 with Retry-After, anything else 500.
 6. `logs.account` writes one JSON log line and updates the metrics (`metrics`).
 
-Also GET /healthz, /readyz and /metrics (`health`). `config` reads the environment once,
-at start-up; `state` holds what the handlers share. Everything about data lives in
-PL/pgSQL, under db/functions/.
+Also GET /healthz, /readyz and /metrics (`health`; the database's own figures on
+/metrics: `figures`), and GET /openapi.json (`openapi`: the published contract, the
+record schemas from the database's optiqoflow.payload_schemas()). `config` reads the
+environment once, at start-up; `state` holds what the handlers share. Everything about
+data lives in PL/pgSQL, under db/functions/.
 """

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from aiohttp import web
 
-from receiver import answers, citus, groupcommit
+from receiver import answers, citus, groupcommit, openapi
 from receiver import body as bodies
 from receiver.admission import Admission, NoRoom
 from receiver.answers import Outcome
@@ -43,7 +43,7 @@ from receiver.metrics import Metrics
 from receiver.signatures import Verifier
 from receiver.state import POOL, RECEIVER, Receiver
 
-WEBHOOK_PATH = "/api/optiqo-webhook"
+WEBHOOK_PATH = openapi.WEBHOOK_PATH  # "/api/optiqo-webhook", as the published contract says
 
 log = logging.getLogger("optiqoflow.receiver")
 
@@ -83,6 +83,7 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
     )
     figures = app[FIGURES] = DatabaseFigures()
     rcv.metrics.watch_database(figures.current)
+    app[openapi.CONTRACT] = openapi.Contract()
     rcv.metrics.watch_admission(
         lambda: rcv.admission.reserved_bytes, lambda: rcv.admission.small_admitted
     )
@@ -101,6 +102,7 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
     app.router.add_get("/metrics", handle_metrics)
+    app.router.add_get(openapi.PATH, openapi.handle_openapi)
     return app
 
 
