@@ -17,6 +17,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from operations import cli
+from receiver import openapi
 from receiver.openapi import KINDS
 from tests.helpers import apply, full_sync, rec, upsert
 from tests.http.outcomes import every_outcome
@@ -135,3 +136,12 @@ def test_a_database_not_migrated_is_exit_2(
     assert cli.main(["openapi"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("optiqoflow openapi: ") and "optiqoflow migrate" in err
+
+
+def test_no_mapping_and_odd_table_names_still_make_a_valid_document() -> None:
+    validate(openapi.document({}))  # nothing mapped yet: any table, any record
+    odd = openapi.document({"site rooms/é": {"type": "object"}, "site rooms_é": {"type": "object"}})
+    validate(odd)  # component names are made of the characters OpenAPI allows, unique
+    records = [name for name in odd["components"]["schemas"] if name.startswith("Record.")]
+    assert len(records) == 2
+    assert odd["components"]["schemas"]["SourceTable"]["enum"] == ["site rooms/é", "site rooms_é"]
