@@ -69,9 +69,13 @@ BEGIN
                         WHERE a.attrelid = format('optiqoflow.%I', v_table)::regclass
                           AND a.attname = v_key AND NOT a.attisdropped) THEN
             EXECUTE format('ALTER TABLE optiqoflow.%I ADD COLUMN %I %s', v_table, v_key, v_type);
-            -- a data column: the dashboard may write it too (see _secure_target_table)
-            EXECUTE format('GRANT INSERT (%I), UPDATE (%I) ON optiqoflow.%I TO authenticated',
-                           v_key, v_key, v_table);
+            -- a data column: the dashboard may write it too (see _secure_target_table).
+            -- Citus 13.0 cannot propagate a column grant of a distributed table: there the
+            -- new column stays read-only for authenticated (docs/citus.md)
+            IF optiqoflow._citus_table_kind(format('optiqoflow.%I', v_table)::regclass) = 'none' THEN
+                EXECUTE format('GRANT INSERT (%I), UPDATE (%I) ON optiqoflow.%I TO authenticated',
+                               v_key, v_key, v_table);
+            END IF;
             v_added := v_added || v_key;
         END IF;
     END LOOP;

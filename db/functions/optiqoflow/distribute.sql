@@ -62,6 +62,13 @@ BEGIN
             USING ERRCODE = 'OF019',
                   HINT = 'Connect to the coordinator (and add the workers with citus_add_node first).';
     END IF;
+    -- Citus runs a distributed statement over connections to the other nodes as the
+    -- current user; inside our SECURITY DEFINER functions that is optiqoflow_owner, so on
+    -- a cluster the owner may log in (restrict it to the nodes' addresses in pg_hba.conf:
+    -- docs/citus.md). Elsewhere it stays NOLOGIN.
+    IF NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname = 'optiqoflow_owner') THEN
+        ALTER ROLE optiqoflow_owner LOGIN;
+    END IF;
     PERFORM set_config('lock_timeout', '0', true);
     -- one transaction creates shards, functions and views: Citus needs it sequential
     PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);

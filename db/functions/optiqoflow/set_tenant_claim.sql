@@ -28,7 +28,7 @@ BEGIN
                   HINT = 'SELECT optiqoflow.set_tenant_claim(''app_metadata.tenant_id'');';
     END IF;
     INSERT INTO optiqoflow.settings AS s (key, value) VALUES ('tenant_claim', v_path)
-    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at;   -- Citus: no now() here
     EXECUTE format('CREATE OR REPLACE FUNCTION optiqoflow_gen.tenant_claim_path() RETURNS text[] '
                    'LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN %L::text[]',
                    '{' || replace(v_path, '.', ',') || '}');

@@ -8,7 +8,10 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'optiqoflow_owner') THEN
         CREATE ROLE optiqoflow_owner NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
     END IF;
-    IF (SELECT r.rolsuper OR r.rolcanlogin OR r.rolbypassrls OR r.rolcreaterole
+    -- LOGIN only where Citus needs it (optiqoflow.distribute grants it on a cluster)
+    IF (SELECT r.rolsuper OR r.rolbypassrls OR r.rolcreaterole
+               OR (r.rolcanlogin AND NOT EXISTS (SELECT FROM pg_catalog.pg_available_extensions e
+                                                  WHERE e.name = 'citus' AND e.installed_version IS NOT NULL))
           FROM pg_catalog.pg_roles r WHERE r.rolname = 'optiqoflow_owner') THEN
         RAISE EXCEPTION 'role optiqoflow_owner must be NOLOGIN, NOSUPERUSER, NOBYPASSRLS and NOCREATEROLE'
             USING ERRCODE = 'OF021',
