@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from optiqoflow_db import migrate
 from psycopg import sql
 
 from operations.embedded import EmbeddedPostgres, start_embedded
-from tests.helpers import dsn_with_db, fresh_database
+from tests.helpers import PASSWORD, dsn_with_db, fresh_database
 
 
 def _docker_answers() -> bool:
@@ -111,3 +111,27 @@ def own_server() -> Iterator[EmbeddedPostgres]:
 def tenant() -> str:
     """A new tenant id."""
     return str(uuid.uuid4())
+
+
+@pytest.fixture
+def make_role(conn: psycopg.Connection[Any]) -> Iterator[Callable[..., str]]:
+    """CREATE ROLE <prefix>_<random> LOGIN PASSWORD PASSWORD [options] (roles are
+    cluster-wide: each name is unique); dropped with everything it owns afterwards."""
+    made: list[str] = []
+
+    def make(prefix: str, options: str = "") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} {}").format(
+                sql.Identifier(name), sql.Literal(PASSWORD), sql.SQL(options)
+            )
+        )
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        ident = sql.Identifier(name)
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))

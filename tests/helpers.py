@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+PASSWORD = uuid.uuid4().hex  # of the LOGIN roles tests make (make_role)
 SOURCE = "adhoc_work_orders"  # Optiqo's name ...
 TARGET = "work_orders"  # ... and ours
 BASE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -22,7 +22,7 @@ import pytest
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 
-from tests.helpers import apply, next_version, push, rec
+from tests.helpers import PASSWORD, apply, next_version, push, rec
 
 # the write functions: EXECUTE for service_role only (docs/semantics.md, "Tenant safety")
 WRITE_FUNCTIONS = [
@@ -63,32 +63,6 @@ def as_role(
             text = claims if isinstance(claims, str) else json.dumps(claims)
             c.execute("SELECT set_config('request.jwt.claims', %s, true)", (text,))
         yield c
-
-
-PASSWORD = uuid.uuid4().hex
-
-
-@pytest.fixture
-def make_role(conn: psycopg.Connection[Any]) -> Iterator[Callable[..., str]]:
-    """CREATE ROLE <prefix>_<random> LOGIN [options]; dropped with everything it owns."""
-    made: list[str] = []
-
-    def make(prefix: str, options: str = "") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} {}").format(
-                sql.Identifier(name), sql.Literal(PASSWORD), sql.SQL(options)
-            )
-        )
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        ident = sql.Identifier(name)
-        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
 
 
 def connect_as(db_dsn: str, role: str) -> psycopg.Connection[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,25 +19,6 @@ from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 
 from tests.helpers import apply, delete, full_sync, new_id, rec, row, upsert, v
-
-
-@pytest.fixture
-def make_role(conn: psycopg.Connection[Any]) -> Iterator[Callable[..., str]]:
-    """CREATE ROLE <prefix>_<random> [options]; dropped (with what it owns) afterwards."""
-    made: list[str] = []
-
-    def make(prefix: str, options: str = "LOGIN") -> str:
-        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        conn.execute(sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(name), sql.SQL(options)))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        ident = sql.Identifier(name)
-        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(ident))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
 
 
 def _as(conn: psycopg.Connection[Any], role: str, claims: dict[str, Any] | None = None) -> Any:
@@ -52,7 +33,7 @@ def _as(conn: psycopg.Connection[Any], role: str, claims: dict[str, Any] | None 
 def test_a_member_of_service_role_cannot_attach_a_trigger_that_runs_as_the_owner(
     conn: psycopg.Connection[Any], make_role: Callable[..., str], tenant: str
 ) -> None:
-    attacker = make_role("attacker", "LOGIN IN ROLE service_role")
+    attacker = make_role("attacker", "IN ROLE service_role")
     _as(conn, attacker)
     conn.execute(
         sql.SQL(
@@ -91,7 +72,7 @@ def test_a_role_with_createrole_but_no_superuser_migrates_a_database(
 ) -> None:
     """As on hosted Supabase: `postgres` has CREATEROLE, owns the database, and the API
     roles exist beforehand."""
-    migrator = make_role("migrator", "LOGIN CREATEROLE")
+    migrator = make_role("migrator", "CREATEROLE")
     name = f"optiqoflow_nosuper_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_admin_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(migrator)))
@@ -190,9 +171,9 @@ def test_a_column_added_by_schema_evolution_is_writable_by_the_dashboard(
 def test_grant_tenant_refuses_a_role_that_can_act_as_a_shared_role(
     conn: psycopg.Connection[Any], make_role: Callable[..., str], tenant: str, shared: str
 ) -> None:
-    member = make_role("member", f"LOGIN IN ROLE {shared}")
-    indirect_group = make_role("group", f"NOLOGIN IN ROLE {shared}")
-    indirect = make_role("indirect", f"LOGIN IN ROLE {indirect_group}")
+    member = make_role("member", f"IN ROLE {shared}")
+    indirect_group = make_role("group", f"IN ROLE {shared}")
+    indirect = make_role("indirect", f"IN ROLE {indirect_group}")
     for role in (member, indirect, shared):
         with pytest.raises(psycopg.Error) as refused, conn.transaction():
             conn.execute("SELECT tenants.grant_tenant(%s, %s)", (role, tenant))
