@@ -173,6 +173,12 @@ def test_distribute_layout_and_idempotence(cc: psycopg.Connection[Any]) -> None:
              FROM pg_dist_object WHERE objid = 'optiqoflow.apply_tenant_webhook(uuid, jsonb, text)'::regprocedure"""
     ).fetchone()
     assert fn == (0, True)
+    # what the planner inlines apply_tenant_webhook into, and Citus delegates
+    inner = cc.execute(
+        """SELECT distribution_argument_index FROM pg_dist_object
+            WHERE objid = 'optiqoflow._apply_tenant_webhook(uuid, jsonb, text)'::regprocedure"""
+    ).fetchone()
+    assert inner == (0,)
     again = cc.execute("SELECT optiqoflow.distribute()").fetchone()
     assert again is not None
     assert again[0]["reference"] == [] and again[0]["distributed"] == []
@@ -612,3 +618,185 @@ def test_tenant_locks_are_taken_on_the_tenants_worker(cluster: str, cc: psycopg.
                 held[node] = row[0] if row else None
     assert held.pop(owner[0]) == [5, 7]
     assert set(map(str, held.values())) == {"None"}
+
+
+# --- operations on the cluster: status, prune, replay ---------------------
+
+
+def cli(dsn: str, *args: str) -> Any:
+    """`python -m operations.cli <args> --json` as an operator runs it, DATABASE_URL = the
+    coordinator; its JSON output."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": dsn}
+    done = subprocess.run([sys.executable, "-m", "operations.cli", *args, "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.citus
+def test_sync_health_and_status_on_the_cluster(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    base = {"table": "adhoc_work_orders", "tenant_id": tenant}
+    deliver(cc, {**base, "type": "INSERT", "record": rec(rid, T(1), title="a")})
+    assert deliver(cc, {**base, "type": "UPDATE", "record": rec(rid, T(2), title="b")})[1] == "worker"
+    deliver(cc, {**base, "type": "FULL_SYNC", "offset": 0, "total": 1, "sync_id": "health-1",
+                 "records": [rec(rid, T(3), title="c")]})
+    deliver(cc, {"type": "INSERT", "table": "no_such_table", "tenant_id": tenant, "record": rec(rid, T(1))})
+    everything = cc.execute("SELECT count(*) FROM optiqoflow.sync_health").fetchone()
+    assert everything is not None and everything[0] >= 2
+    rows = cc.execute("SELECT target_table, source_table, rows, last_push_at IS NOT NULL, full_sync_id, "
+                      "full_sync_state, deliveries_1h, applied_1h, refused_waiting "
+                      "FROM optiqoflow.sync_health WHERE tenant_id = %s ORDER BY target_table NULLS LAST",
+                      (tenant,)).fetchall()
+    assert rows == [("work_orders", "adhoc_work_orders", 1, True, "health-1", "complete", 3, 3, 0),
+                    (None, None, None, False, None, None, 0, 0, 1)]
+    status = cli(cluster, "status", "--tenant", tenant)
+    assert [(r["target_table"], r["rows"], r["refused_waiting"]) for r in status] == [
+        ("work_orders", 1, 0), (None, None, 1)]
+
+
+@pytest.mark.citus
+def test_prune_on_the_cluster(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    tenants = [str(uuid.uuid4()) for _ in range(3)]
+    for t in tenants:
+        deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": t,
+                     "record": rec(str(uuid.uuid4()), T(1), title="p")})
+        cc.execute("INSERT INTO tenants.tenant_data_push_log (tenant_id, tables, operation, rows, pushed_at) "
+                   "VALUES (%s, '{work_orders}', 'INSERT', 1, now() - interval '20 days')", (t,))
+    # a partition ahead that is missing (dropped here) is created again
+    ahead = cc.execute("SELECT 'webhook_logs_p' || to_char((now() AT TIME ZONE 'UTC') + interval '3 days', "
+                       "'YYYYMMDD')").fetchone()
+    assert ahead is not None
+    cc.execute(f"DROP TABLE IF EXISTS optiqoflow.{ahead[0]}")
+    answer = cc.execute("SELECT optiqoflow.prune_logs('10 days')").fetchone()
+    assert answer is not None
+    assert answer[0]["push_log_deleted"] >= 3 and ahead[0] in answer[0]["partitions_created"]
+    left = cc.execute("SELECT count(*) FROM tenants.tenant_data_push_log WHERE tenant_id = ANY (%s::uuid[])",
+                      (tenants,)).fetchone()
+    assert left == (3,)   # the deliveries' own pushes, not the old ones
+    assert cc.execute("SELECT to_regclass(%s) IS NOT NULL", (f"optiqoflow.{ahead[0]}",)).fetchone() == (True,)
+    assert cc.execute("SELECT optiqoflow._citus_table_kind(%s::regclass)",
+                      (f"optiqoflow.{ahead[0]}",)).fetchone() == ("distributed",)
+    report = cli(cluster, "prune", "--retention", "10 days")
+    assert report is not None
+
+
+@pytest.mark.citus
+def test_replay_on_the_cluster(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
+                 "record": rec(str(uuid.uuid4()), T(1), title="first")})
+    refused = []
+    for title in ("r1", "r2"):
+        answer, _ = deliver(cc, {"type": "INSERT", "table": "no_such_table", "tenant_id": tenant,
+                                 "record": rec(rid if title == "r1" else str(uuid.uuid4()), T(1), title=title)})
+        assert answer["status"] == "refused"
+        refused.append(answer["log_id"])
+    # repaired by a DBA, then replayed: in SQL, then with the CLI
+    cc.execute("UPDATE optiqoflow.refused_deliveries SET payload = jsonb_set(payload, '{table}', "
+               "'\"adhoc_work_orders\"') WHERE log_id = ANY (%s)", (refused,))
+    answer = cc.execute("SELECT optiqoflow.replay_webhook(%s)", (refused[0],)).fetchone()
+    assert answer is not None and (answer[0]["status"], answer[0]["replay_of"]) == ("applied", refused[0])
+    report = cli(cluster, "replay", "--log-id", str(refused[1]))
+    assert "applied" in json.dumps(report)
+    resolved = cc.execute("SELECT count(*) FROM optiqoflow.refused_deliveries WHERE log_id = ANY (%s) "
+                          "AND resolved_at IS NOT NULL AND replays = 1", (refused,)).fetchone()
+    assert resolved == (2,)
+    logs = cc.execute("SELECT count(*) FROM optiqoflow.webhook_logs WHERE tenant_id = %s AND id = ANY (%s) "
+                      "AND resolved_at IS NOT NULL", (tenant, refused)).fetchone()
+    assert logs == (2,)
+    assert cc.execute(f'SELECT count(*) FROM tenants."{tenant}_work_orders"').fetchone() == (3,)
+
+
+
+# --- chart invalidations: NOTIFY on the node that applied the delivery ---------------------
+
+
+@pytest.mark.citus
+def test_invalidation_notifications_listened_for_on_every_node(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    """docs/citus.md, "Chart invalidations on a cluster": a dashboard LISTENs on every
+    node that pg_dist_node lists (the coordinator included) and re-reads the cache through
+    the coordinator; a worker-path delivery notifies on the tenant's worker, a
+    coordinator-path one on the coordinator."""
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    base = {"table": "adhoc_work_orders", "tenant_id": tenant}
+    deliver(cc, {**base, "type": "INSERT", "record": rec(rid, T(1), title="a")})   # the view: coordinator
+    chart = cc.execute("INSERT INTO public.charts (tenant_id, title) VALUES (%s, 'notified') RETURNING id::text",
+                       (tenant,)).fetchone()
+    assert chart is not None
+    cc.execute("INSERT INTO public.chart_table_dependencies (chart_id, table_name) VALUES (%s, 'work_orders')",
+               (chart[0],))
+    owner = cc.execute("SELECT nodename || ':' || nodeport FROM citus_shards WHERE shardid = "
+                       "get_shard_id_for_distribution_column('optiqoflow.tombstones', %s::uuid)", (tenant,)).fetchone()
+    assert owner is not None
+    # what the dashboard does: the nodes from the coordinator, one LISTEN connection each
+    listeners = {node: psycopg.connect(dsn, autocommit=True) for node, dsn in node_dsns(cc, cluster).items()}
+    try:
+        for listener in listeners.values():
+            listener.execute("LISTEN optiqoflow_invalidation")
+
+        def heard() -> dict[str, list[Any]]:
+            seen: dict[str, list[Any]] = {}
+            for node, listener in listeners.items():
+                for note in listener.notifies(timeout=0.5, stop_after=1):
+                    seen.setdefault(node, []).append(json.loads(note.payload))
+            return seen
+
+        cc.execute("INSERT INTO public.chart_data_cache (chart_id, tenant_id, data) VALUES (%s, %s, '[1]')",
+                   (chart[0], tenant))
+        answer, path = deliver(cc, {**base, "type": "UPDATE", "record": rec(rid, T(2), title="b")})
+        assert (answer["charts_invalidated"], path) == ([chart[0]], "worker")
+        seen = heard()
+        assert list(seen) == [owner[0]]
+        assert seen[owner[0]][0]["tenant_id"] == tenant and seen[owner[0]][0]["charts"] == [chart[0]]
+        # the coordinator sees what went stale, whichever node applied the delivery
+        assert cc.execute("SELECT is_valid FROM public.chart_data_cache WHERE chart_id = %s",
+                          (chart[0],)).fetchone() == (False,)
+
+        cc.execute("UPDATE public.chart_data_cache SET is_valid = true WHERE chart_id = %s AND tenant_id = %s",
+                   (chart[0], tenant))
+        cc.execute("UPDATE public.charts SET cache_status = 'fresh' WHERE id = %s", (chart[0],))
+        column = "notify_" + uuid.uuid4().hex[:12]
+        answer, path = deliver(cc, {**base, "type": "UPDATE", "record": rec(rid, T(3), **{column: "x"})})
+        assert (answer["charts_invalidated"], path) == ([chart[0]], "coordinator")
+        assert list(heard()) == ["coordinator"]
+    finally:
+        for listener in listeners.values():
+            listener.close()
+
+
+# --- a delivery without a tenant ------------------------------------------------------------
+
+
+@pytest.mark.citus
+def test_a_null_tenant_is_refused_on_the_coordinator_which_survives(cc: psycopg.Connection[Any]) -> None:
+    # Citus 13.0.5 crashed the backend (segfault; every session restarted) planning the
+    # delegation of a NULL distribution argument. apply_tenant_webhook is inlined and its
+    # CASE folded first: a NULL tenant is apply_webhook on the coordinator
+    pid = cc.execute("SELECT pg_backend_pid()").fetchone()
+    record = rec(str(uuid.uuid4()), T(1))
+    payload = json.dumps({"type": "INSERT", "table": "adhoc_work_orders", "record": record})
+    literal = cc.execute(f"SELECT optiqoflow.apply_tenant_webhook(NULL, '{payload}'::jsonb)").fetchone()
+    bound = cc.execute("SELECT optiqoflow.apply_tenant_webhook(%s::uuid, %s::jsonb, %s)",
+                       (None, payload, str(uuid.uuid4()))).fetchone()
+    assert cc.execute("SELECT pg_backend_pid()").fetchone() == pid   # the same session
+    for answer in (literal, bound):
+        assert answer is not None
+        assert (answer[0]["status"], answer[0]["sqlstate"]) == ("refused", "OF002")
+        assert answer[0]["log_id"] < 1 << 48   # logged on the coordinator
+        assert cc.execute("SELECT tenant_id::text FROM optiqoflow.webhook_logs WHERE id = %s",
+                          (answer[0]["log_id"],)).fetchone() == (NIL,)
+    # a tenant that is there is still delegated after the plan cache settles (prepared)
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant, "record": rec(rid, T(1))})
+    with psycopg.connect(cc.info.dsn, autocommit=True, prepare_threshold=0) as c:
+        for day in range(2, 14):
+            answer = c.execute("SELECT optiqoflow.apply_tenant_webhook(%s::uuid, %s::jsonb, %s)",
+                               (tenant, json.dumps({"type": "UPDATE", "table": "adhoc_work_orders",
+                                                    "tenant_id": tenant, "record": rec(rid, T(day))}),
+                                str(uuid.uuid4()))).fetchone()
+            assert answer is not None and answer[0]["status"] == "applied"
+            assert answer[0]["log_id"] >= 1 << 48, day   # a worker's id range

@@ -29,7 +29,8 @@ AS $$
 -- CREATE OR REPLACE in later migrations reaches the workers; apply_webhook runs with
 -- citus.multi_shard_modify_mode = sequential, see step 4), and
 -- optiqoflow.apply_tenant_webhook is delegated by its p_tenant_id to the node that owns
--- that tenant. Tenant views that exist already are re-created so the workers have them.
+-- that tenant (through optiqoflow._apply_tenant_webhook, which the planner inlines it
+-- into). Tenant views that exist already are re-created so the workers have them.
 -- p_shard_count: shards per distributed table (default: citus.shard_count), used only
 -- when the colocation group is created.
 -- Returns {"citus": true|false, "reference": [...], "distributed": [...], "functions": n,
@@ -206,7 +207,12 @@ BEGIN
         v_distrib := v_distrib || 'optiqoflow.delivery_keys'::text;
     END IF;
 
-    -- 6. the delegated entry point: runs on the node that owns p_tenant_id
+    -- 6. the delegated entry point: runs on the node that owns p_tenant_id. The planner
+    --    inlines apply_tenant_webhook (SQL) into a call of _apply_tenant_webhook, the one
+    --    Citus delegates; apply_tenant_webhook is registered too, which is what the
+    --    receiver checks (pg_dist_object.distribution_argument_index)
+    EXECUTE format('SELECT pg_catalog.%I($1, ''p_tenant_id'', colocate_with => $2)', 'create_distributed_function')
+      USING 'optiqoflow._apply_tenant_webhook(uuid, jsonb, text)'::regprocedure, c_anchor;
     EXECUTE format('SELECT pg_catalog.%I($1, ''p_tenant_id'', colocate_with => $2)', 'create_distributed_function')
       USING 'optiqoflow.apply_tenant_webhook(uuid, jsonb, text)'::regprocedure, c_anchor;
 

@@ -14,7 +14,8 @@ AS $$
 -- 1. delivery_keys (de-duplication keys) older than the retention: deleted in chunks of
 --    10,000 through the seen_at index. So the duplicate window equals the retention.
 -- 2. tenants.tenant_data_push_log older than the retention: deleted per tenant in chunks
---    through its (tenant_id, pushed_at) index (tenants found by a skip scan of it).
+--    through its (tenant_id, pushed_at) index (tenants found by a skip scan of it; on
+--    Citus, where a recursive CTE needs a tenant filter, by one query on every shard).
 -- 3. refused_deliveries resolved before the cut-off, and those still waiting (never
 --    resolved) received before the refusals' cut-off (p_refused_retention, at least the
 --    log retention; NULL: 30 days, or the log retention when that is longer), in chunks:
@@ -58,6 +59,8 @@ DECLARE
     v_chunks     integer;
     v_n          bigint;
     v_more       boolean := false;
+    v_citus      boolean;
+    v_tenants    uuid[];
 BEGIN
     IF p_retention IS NULL OR p_retention < interval '1 day' THEN
         RAISE EXCEPTION 'log retention % is shorter than one day', coalesce(p_retention::text, '(null)')
@@ -77,6 +80,8 @@ BEGIN
                   HINT = 'Let it finish; schedule pruning from one place only (pg_cron or the CLI).';
     END IF;
     v_cutoff := now() - p_retention;
+    -- the push log distributed by Citus (optiqoflow.distribute)?
+    v_citus := optiqoflow._citus_table_kind('tenants.tenant_data_push_log') = 'distributed';
 
     -- 1. de-duplication keys, oldest first, through the seen_at index
     v_chunks := 0;
@@ -96,20 +101,31 @@ BEGIN
 
     -- 2. the push log, tenant by tenant through (tenant_id, pushed_at)
     v_chunks := 0;
+    IF v_citus THEN
+        -- on Citus (the push log distributed by tenant_id) a recursive CTE must filter on
+        -- tenant_id, so no skip scan: every shard lists its tenants with old rows, in
+        -- parallel
+        v_tenants := ARRAY(SELECT DISTINCT p.tenant_id FROM tenants.tenant_data_push_log p
+                            WHERE p.pushed_at < v_cutoff);
+    ELSE
+        v_tenants := ARRAY(
+            WITH RECURSIVE t AS (
+                (SELECT p.tenant_id FROM tenants.tenant_data_push_log p ORDER BY p.tenant_id LIMIT 1)
+                UNION ALL
+                SELECT (SELECT p.tenant_id FROM tenants.tenant_data_push_log p
+                         WHERE p.tenant_id > t.tenant_id ORDER BY p.tenant_id LIMIT 1)
+                  FROM t WHERE t.tenant_id IS NOT NULL
+            )
+            SELECT t.tenant_id FROM t WHERE t.tenant_id IS NOT NULL);
+    END IF;
     <<tenants>>
-    FOR v_tenant IN
-        WITH RECURSIVE t AS (
-            (SELECT p.tenant_id FROM tenants.tenant_data_push_log p ORDER BY p.tenant_id LIMIT 1)
-            UNION ALL
-            SELECT (SELECT p.tenant_id FROM tenants.tenant_data_push_log p
-                     WHERE p.tenant_id > t.tenant_id ORDER BY p.tenant_id LIMIT 1)
-              FROM t WHERE t.tenant_id IS NOT NULL
-        )
-        SELECT t.tenant_id FROM t WHERE t.tenant_id IS NOT NULL
+    FOREACH v_tenant IN ARRAY v_tenants
     LOOP
         LOOP
+            -- one tenant's rows: on Citus a router DELETE on its shard
             DELETE FROM tenants.tenant_data_push_log p
-             WHERE p.id IN (SELECT x.id FROM tenants.tenant_data_push_log x
+             WHERE p.tenant_id = v_tenant
+               AND p.id IN (SELECT x.id FROM tenants.tenant_data_push_log x
                              WHERE x.tenant_id = v_tenant AND x.pushed_at < v_cutoff LIMIT c_chunk);
             GET DIAGNOSTICS v_n = ROW_COUNT;
             v_push := v_push + v_n;

@@ -23,6 +23,8 @@ DECLARE
     v_delivery text;
     v_new_log  bigint;
     v_result   jsonb;
+    v_now      timestamptz := now();   -- a value, not now() in the UPDATEs: Citus refuses
+                                       -- non-IMMUTABLE functions in CASE / COALESCE there
 BEGIN
     SELECT * INTO v_ref FROM optiqoflow.refused_deliveries r WHERE r.log_id = p_log_id FOR UPDATE;
     IF FOUND THEN
@@ -64,13 +66,13 @@ BEGIN
 
     IF v_result ->> 'status' IN ('applied', 'duplicate', 'stale') THEN
         UPDATE optiqoflow.webhook_logs l
-           SET resolved_at = coalesce(l.resolved_at, now()), resolved_by = coalesce(l.resolved_by, v_new_log)
+           SET resolved_at = coalesce(l.resolved_at, v_now), resolved_by = coalesce(l.resolved_by, v_new_log)
          WHERE l.id = p_log_id AND l.received_at = coalesce(v_ref.received_at, v_log.received_at);
     END IF;
     UPDATE optiqoflow.refused_deliveries r
-       SET replays = r.replays + 1, last_replay_at = now(), last_replay_log_id = v_new_log,
+       SET replays = r.replays + 1, last_replay_at = v_now, last_replay_log_id = v_new_log,
            resolved_at = CASE WHEN v_result ->> 'status' IN ('applied', 'duplicate', 'stale')
-                              THEN coalesce(r.resolved_at, now()) ELSE r.resolved_at END,
+                              THEN coalesce(r.resolved_at, v_now) ELSE r.resolved_at END,
            resolved_by = CASE WHEN v_result ->> 'status' IN ('applied', 'duplicate', 'stale')
                               THEN coalesce(r.resolved_by, v_new_log) ELSE r.resolved_by END
      WHERE r.log_id = p_log_id;
