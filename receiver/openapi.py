@@ -543,7 +543,9 @@ def document(
                 "items": {
                     "oneOf": [_ref(_KIND_SCHEMA[k].replace("Payload", "Event")) for k in REALTIME]
                 },
-                "description": "Each applied in order with its own answer; delivery id `<id>/<i>`.",
+                "maxItems": 10000,
+                "description": "Each applied in order with its own answer; delivery id "
+                "`<id>/<i>`. More than 10,000 events: the envelope is refused whole (OF024).",
             },
         },
     }
