@@ -1,0 +1,362 @@
+"""The static part of the published contract (receiver.openapi): the endpoint, the payload
+kinds, the answers, every HTTP status `receiver.answers` decides, and both signature
+schemes, as an OpenAPI 3.1 template. receiver.openapi adds the per-table record schemas
+the database gives and serves the whole."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+PATH = "/openapi.json"  # where receiver.openapi serves the document
+WEBHOOK_PATH = "/api/optiqo-webhook"  # receiver.app's, which imports this module
+KINDS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC", "BATCH")
+REALTIME = ("INSERT", "UPDATE", "DELETE")  # what a BATCH envelope may hold
+_KIND_SCHEMA = {
+    "INSERT": "InsertPayload",
+    "UPDATE": "UpdatePayload",
+    "DELETE": "DeletePayload",
+    "FULL_SYNC": "FullSyncPayload",
+    "BATCH": "BatchPayload",
+}
+_COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _ref(name: str, kind: str = "schemas") -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: Mapping[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _retry_after(response: dict[str, Any]) -> dict[str, Any]:
+    response["headers"] = {"Retry-After": _ref("RetryAfter", "headers")}
+    return response
+
+
+# --- the static template ---------------------------------------------------------------------
+
+_DESCRIPTION = """\
+Optiqo POSTs one signed JSON payload per change (INSERT, UPDATE, DELETE), FULL_SYNC batches
+for an import, or a BATCH envelope of real-time events. The receiver checks the signature
+on the raw bytes, checks the body is strict JSON, and makes one database call,
+`optiqoflow.apply_webhook(payload, delivery_id)`, whose answer it passes on.
+
+The record schemas (`Record.<source_table>`) are built by the database from its current
+table mappings and columns (`optiqoflow.payload_schemas()`): a key a table does not have
+yet is added by schema evolution (or ignored, or refused, by the table's policy), so
+records stay open to more keys. `type` is matched case-insensitively and `table` also
+accepts a target table name; this document names the canonical spellings.
+
+Read the answer, not only the status: a BATCH envelope answers 200 whenever it was
+applied, with each event's own outcome in `events`. Field by field: docs/payloads.md."""
+
+_ANSWER_PROPERTIES: dict[str, Any] = {
+    "status": {"enum": ["applied", "duplicate", "stale", "refused"]},
+    "table": {
+        "type": ["string", "null"],
+        "description": "The target table; null when refused before its table was known, and for a BATCH.",
+    },
+    "rows": {"type": "integer", "minimum": 0, "description": "Rows inserted, updated or removed."},
+    "log_id": {"type": "integer", "description": "The delivery's optiqoflow.webhook_logs.id."},
+    "operation": {
+        "type": ["string", "null"],
+        "description": "The payload's type, upper case (as sent when it is not a known type).",
+    },
+    "tenant_id": {"type": ["string", "null"], "format": "uuid"},
+    "added_columns": {"type": "array", "items": {"type": "string"}},
+    "ignored_columns": {"type": "array", "items": {"type": "string"}},
+    "charts_invalidated": {
+        "type": "array",
+        "description": "Chart ids whose caches were invalidated.",
+    },
+    "reason": {"type": "string", "description": "Why a duplicate wrote nothing."},
+    "stale": {"type": "integer", "minimum": 0},
+    "duplicates": {"type": "integer", "minimum": 0},
+    "upserted": {"type": "integer", "minimum": 0},
+    "removed": {"type": "integer", "minimum": 0},
+    "sync_run_id": {"type": "integer"},
+    "run_state": {"enum": ["running", "complete", "abandoned"]},
+    "error": {"type": "string"},
+    "sqlstate": {"type": "string", "pattern": "^[0-9A-Z]{5}$"},
+    "detail": {"type": "string"},
+    "hint": {"type": "string"},
+    "events": {
+        "type": "array",
+        "items": _ref("Answer"),
+        "description": "BATCH: each event's answer, in order.",
+    },
+    "counts": {
+        "type": "object",
+        "additionalProperties": {"type": "integer"},
+        "description": "BATCH: the number of events per status.",
+    },
+    "replay_of": {"type": "integer"},
+}
+
+_TIMESTAMP = {
+    "type": "string",
+    "anyOf": [{"format": "date-time"}, {"format": "date"}],
+    "description": "ISO 8601, with an offset (`2026-11-26T10:00:00Z`); never now, epoch or infinity.",
+}
+
+
+def _template() -> dict[str, Any]:
+    """Everything but the tables: the same for every database."""
+    signed: list[dict[str, list[str]]] = [
+        {"plainSignature": []},
+        {"standardWebhookId": [], "standardWebhookTimestamp": [], "standardWebhookSignature": []},
+    ]
+    responses = {
+        "200": _ref("Applied", "responses"),
+        "400": _ref("BadRequest", "responses"),
+        "401": _ref("InvalidSignature", "responses"),
+        "408": _ref("Timeout", "responses"),
+        "413": _ref("TooLarge", "responses"),
+        "415": _ref("UnsupportedEncoding", "responses"),
+        "422": _ref("Refused", "responses"),
+        "500": _ref("InternalError", "responses"),
+        "503": _ref("Unavailable", "responses"),
+    }
+
+    def delivery(schema: str, summary: str, operation_id: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "operationId": operation_id,
+                "summary": summary,
+                "tags": ["webhook"],
+                "security": signed,
+                "parameters": [_ref("DeliveryId", "parameters")],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(schema)}},
+                },
+                "responses": responses,
+            }
+        }
+
+    health = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string"}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "optiqoflow webhook receiver",
+            "version": "unknown",
+            "summary": "Signed Optiqo webhooks, applied to PostgreSQL by one database call each.",
+            "description": _DESCRIPTION,
+        },
+        "tags": [
+            {"name": "webhook", "description": "Deliveries (docs/payloads.md)."},
+            {"name": "operations", "description": "Health, readiness, metrics and this document."},
+        ],
+        "paths": {
+            WEBHOOK_PATH: delivery("Payload", "Deliver one signed payload", "deliverWebhook"),
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "tags": ["operations"],
+                    "summary": "The process is alive",
+                    "responses": {"200": _json(health, "alive")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "tags": ["operations"],
+                    "summary": "The database answers and is migrated to this receiver's head",
+                    "responses": {
+                        "200": _json(health, "ready, with the revision"),
+                        "503": _json(health, "not ready, with the reason"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "tags": ["operations"],
+                    "summary": "Prometheus metrics (docs/monitoring.md)",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            PATH: {
+                "get": {
+                    "operationId": "openapi",
+                    "tags": ["operations"],
+                    "summary": "This document, with the record schemas of the current mappings",
+                    "responses": {
+                        "200": _json({"type": "object"}, "the OpenAPI document"),
+                        "503": _ref("Unavailable", "responses"),
+                    },
+                }
+            },
+        },
+        "webhooks": {
+            kind: delivery(
+                _KIND_SCHEMA[kind],
+                f"A {kind} payload",
+                "deliver" + kind.title().replace("_", ""),
+            )
+            for kind in KINDS
+        },
+        "components": {
+            "securitySchemes": {
+                "plainSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "x-webhook-signature",
+                    "description": "Plain scheme (what Optiqo sends): lowercase hex HMAC-SHA256 of "
+                    "the raw body, keyed with the UTF-8 bytes of the secret as written; an optional "
+                    "`sha256=` prefix and upper-case hex are accepted. The body only is signed: "
+                    "the delivery id header is bound to the body's SHA-256 by the receiver.",
+                },
+                "standardWebhookId": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-id",
+                    "description": "Standard Webhooks: the message id (1 to 255 bytes), the "
+                    "delivery id, signed.",
+                },
+                "standardWebhookTimestamp": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-timestamp",
+                    "description": "Standard Webhooks: Unix seconds, within "
+                    "OPTIQO_TIMESTAMP_TOLERANCE_SECONDS (300) of the receiver's clock.",
+                },
+                "standardWebhookSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-signature",
+                    "description": "Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of "
+                    "{webhook-id}.{webhook-timestamp}.{body}>` entries, any one matching; the key "
+                    "is the base64 part after `whsec_`, else the secret's UTF-8 bytes. When "
+                    "present, this scheme alone decides.",
+                },
+            },
+            "parameters": {
+                "DeliveryId": {
+                    "name": "x-webhook-id",
+                    "in": "header",
+                    "required": False,
+                    "description": "The delivery id under the plain scheme (Standard Webhooks uses "
+                    "webhook-id): once, 1 to 255 printable characters, else 400. A delivery id "
+                    "seen before makes the delivery a duplicate.",
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "pattern": "^[!-~]+$",
+                    },
+                }
+            },
+            "headers": {
+                "RetryAfter": {
+                    "required": True,
+                    "description": "Seconds to wait before retrying (OPTIQO_RETRY_AFTER_SECONDS).",
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            },
+            "responses": {
+                "Applied": _json(
+                    _ref("Applied"),
+                    "apply_webhook answered applied, duplicate or stale (a BATCH: whenever it was "
+                    "applied; read `counts` and `events`). Committed.",
+                ),
+                "BadRequest": _json(
+                    _ref("Error"),
+                    "Signed, but not a JSON object we accept (kept as bytes, with `log_id`), a "
+                    "malformed delivery id header; or the body came incomplete.",
+                ),
+                "InvalidSignature": _json(
+                    _ref("Error"),
+                    "Signature missing, malformed or wrong, or a timestamp outside the tolerance.",
+                ),
+                "Timeout": _json(
+                    _ref("Error"), "The body did not arrive within OPTIQO_READ_TIMEOUT_SECONDS."
+                ),
+                "TooLarge": _json(_ref("Error"), "The body is larger than OPTIQO_MAX_BODY_BYTES."),
+                "UnsupportedEncoding": _json(
+                    _ref("Error"), "A compressed body: send it as signed, uncompressed."
+                ),
+                "Refused": _json(
+                    {"anyOf": [_ref("Refusal"), _ref("Unusable")]},
+                    "The payload can never be applied (an OF... or class 22/23/54 SQLSTATE; kept "
+                    "for a replay), or signed JSON that jsonb cannot hold (kept as bytes).",
+                ),
+                "InternalError": _json(
+                    _ref("Error"), "A bug; nothing was committed, retrying is safe."
+                ),
+                "Unavailable": _retry_after(
+                    _json(
+                        _ref("Error"),
+                        "Retry after Retry-After seconds: a transient database fault, the database "
+                        "not migrated, or no room to receive the body yet. Nothing was committed.",
+                    )
+                ),
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "string"}, "log_id": {"type": "integer"}},
+                },
+                "Unusable": {
+                    "type": "object",
+                    "required": ["error", "log_id"],
+                    "properties": {"error": {"type": "string"}, "log_id": {"type": "integer"}},
+                    "additionalProperties": False,
+                },
+                "Answer": {
+                    "type": "object",
+                    "description": "apply_webhook's answer, as PostgreSQL wrote it.",
+                    "required": ["status", "table", "rows", "log_id", "operation"],
+                    "properties": _ANSWER_PROPERTIES,
+                },
+                "Applied": {
+                    "allOf": [_ref("Answer")],
+                    "properties": {"status": {"enum": ["applied", "duplicate", "stale"]}},
+                },
+                "Refusal": {
+                    "allOf": [_ref("Answer")],
+                    "required": ["error", "sqlstate"],
+                    "properties": {"status": {"const": "refused"}},
+                },
+                "TenantId": {
+                    "type": "string",
+                    "format": "uuid",
+                    "description": "The tenant (any spelling PostgreSQL accepts). When absent, "
+                    "record.tenant_id, else old_record.tenant_id, else records[0].tenant_id.",
+                },
+                "EventId": {
+                    "type": ["string", "number"],
+                    "description": "De-duplication key: an event_id applied before is a duplicate.",
+                },
+                "Timestamp": _TIMESTAMP,
+                "SourceTable": {"type": "string", "description": "An Optiqo source table."},
+                "RecordKeys": {
+                    "description": "A record's keys are column names (OF007), never our "
+                    "bookkeeping columns' `_of_...` (OF013).",
+                    "propertyNames": {
+                        "pattern": "^[a-z_][a-z0-9_]{0,62}$",
+                        "not": {"pattern": "^_of_"},
+                    },
+                },
+                "Record": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": {"type": "string", "format": "uuid"}},
+                    "additionalProperties": True,
+                },
+            },
+        },
+    }
