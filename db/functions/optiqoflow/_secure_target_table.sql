@@ -41,13 +41,15 @@ BEGIN
     EXECUTE format('REVOKE ALL ON optiqoflow.%I FROM PUBLIC, anon, authenticated, service_role, '
                    'optiqoflow_tenant_reader', p_table);
     EXECUTE format('GRANT SELECT, DELETE ON optiqoflow.%I TO authenticated', p_table);
-    SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) INTO v_data
-      FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = format('optiqoflow.%I', p_table)::regclass
-       AND a.attnum > 0 AND NOT a.attisdropped
-       AND a.attname <> 'updated_at' AND a.attname !~ '^_of_';
-    EXECUTE format('GRANT INSERT (%s), UPDATE (%s) ON optiqoflow.%I TO authenticated',
-                   v_data, v_data, p_table);
+    -- column by column, every name quoted with %I
+    FOR v_data IN SELECT a.attname::text FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = format('optiqoflow.%I', p_table)::regclass
+                     AND a.attnum > 0 AND NOT a.attisdropped
+                     AND a.attname <> 'updated_at' AND a.attname !~ '^_of_'
+                   ORDER BY a.attnum LOOP
+        EXECUTE format('GRANT INSERT (%I), UPDATE (%I) ON optiqoflow.%I TO authenticated',
+                       v_data, v_data, p_table);
+    END LOOP;
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON optiqoflow.%I TO service_role', p_table);
     EXECUTE format('GRANT SELECT ON optiqoflow.%I TO optiqoflow_tenant_reader', p_table);
 END
