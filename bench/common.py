@@ -189,7 +189,10 @@ DDL_COUNTER_SQL = """
 CREATE SCHEMA IF NOT EXISTS bench;
 CREATE TABLE IF NOT EXISTS bench.ddl_log (
     at timestamptz NOT NULL DEFAULT clock_timestamp(), tag text NOT NULL, object text);
-CREATE OR REPLACE FUNCTION bench.log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$
+-- SECURITY DEFINER (the superuser that runs the benchmark): the DDL it counts is run by
+-- optiqoflow_owner, inside the product's own SECURITY DEFINER functions
+CREATE OR REPLACE FUNCTION bench.log_ddl() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO bench.ddl_log (tag, object)
     SELECT command_tag, object_identity FROM pg_event_trigger_ddl_commands();
