@@ -2,16 +2,20 @@
 5,000 tenants (21,000 and 105,000 views), each level in a fresh database.
 
     python -m bench.scale [--dsn DSN] [--tenants 1000,5000] [--out FILE.md]
-                          [--postgrest-source SchemaCache.hs] [--keep]
+                          [--setup regenerate|push] [--postgrest-source SchemaCache.hs] [--keep]
 
 Without --dsn an embedded PostgreSQL 18 is started in a temporary folder (bench/common.py);
 --dsn names a superuser DSN of an existing server, where databases `scale_<pid>_<n>` are
 created and dropped. For each level:
 
-- setup: a fresh database migrated to head, then every tenant's first push, the way the
-  product makes tenants: one `optiqoflow.apply_webhook` call per tenant with a BATCH
-  envelope of 21 INSERTs, one per mapped source table, each record carrying every column
-  of its table; each INSERT creates the tenant's view of that table. Timed.
+- setup: a fresh database migrated to head, then the tenants' views, timed. `--setup
+  push` makes each tenant the way a sender does: one `optiqoflow.apply_webhook` call per
+  tenant with a BATCH of 21 INSERTs, one per mapped source table, each record carrying
+  every column; each INSERT creates the tenant's view of its table. That takes longer per
+  tenant the more views there are (see the report), so the default, `--setup
+  regenerate`, writes the tracking rows those pushes leave and calls
+  `tenants.regenerate_tenant_views(tenant)` (the function each first push calls) once
+  per tenant: the same views, once per tenant instead of once per table.
 - catalog: rows and on-disk size of the catalogs the views live in (pg_class,
   pg_attribute, pg_type, pg_depend, pg_rewrite, pg_description; pg_shdepend is shared),
   every pg_catalog relation of the database together, and the database.
@@ -148,20 +152,48 @@ def drop_database(admin: str, name: str) -> None:
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def make_tenants(dsn: str, n: int) -> dict[str, Any]:
-    """n tenants, each made by its first push (a BATCH of 21 INSERTs); timed."""
+TRACK_ALL_COLUMNS = """
+INSERT INTO tenants.tenant_column_access (tenant_id, table_name, columns, updated_at)
+SELECT t::uuid, m.target_table,
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = format('optiqoflow.%%I', m.target_table)::regclass
+                AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attname NOT IN ('id', 'tenant_id') AND a.attname !~ '^_of_'
+              ORDER BY a.attname), now()
+  FROM unnest(%s::text[]) t, optiqoflow.table_mappings m
+"""
+
+
+def make_tenants(dsn: str, n: int, how: str) -> dict[str, Any]:
+    """n tenants with 21 views each; timed. `push`: each tenant's first push, one BATCH
+    of 21 INSERTs (every column) per tenant, as a sender makes a tenant; each INSERT
+    tracks its columns and calls tenants.regenerate_tenant_views(tenant, table).
+    `regenerate`: the tracking rows those pushes leave, written in one statement, then
+    one tenants.regenerate_tenant_views(tenant) per tenant (the same function building
+    the same views, once per tenant instead of once per table; no data rows)."""
     per: list[float] = []
     t0 = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
         shapes = table_shapes(conn)
-        for i in range(n):
-            took, answer = apply(conn, first_batch(shapes, str(uuid.uuid4())))
-            _check(answer, len(shapes))
+        tenants = [str(uuid.uuid4()) for _ in range(n)]
+        if how == "regenerate" and tenants:
+            conn.execute(TRACK_ALL_COLUMNS, (tenants,))
+        for i, tenant in enumerate(tenants):
+            if how == "push":
+                took, answer = apply(conn, first_batch(shapes, tenant))
+                _check(answer, len(shapes))
+            else:
+                s = time.perf_counter()
+                row = conn.execute("SELECT tenants.regenerate_tenant_views(%s)", (tenant,)).fetchone()
+                took = time.perf_counter() - s
+                if not row or row[0] != len(shapes):
+                    raise RuntimeError(f"regenerate_tenant_views({tenant}) = {row}")
             per.append(took)
             if (i + 1) % 500 == 0:
-                print(f"  scale: {i + 1:,} tenants in {time.perf_counter() - t0:.0f} s", flush=True)
+                print(f"  scale: {i + 1:,} tenants in {time.perf_counter() - t0:.0f} s "
+                      f"(last: {took * 1000:.0f} ms)", flush=True)
     seconds = time.perf_counter() - t0
-    out: dict[str, Any] = {"seconds": seconds, "tables": len(shapes)}
+    out: dict[str, Any] = {"seconds": seconds, "tables": len(shapes), "how": how}
     if per:
         tenth = max(1, len(per) // 10)
         out |= {"median_ms": statistics.median(per) * 1000,
@@ -534,7 +566,7 @@ def migration(dsn: str) -> dict[str, Any]:
 
 
 def level(admin: str, n: int, label: str, workdir: Path, pgrst: dict[str, str] | None,
-          server_major: int, keep: bool) -> dict[str, Any]:
+          server_major: int, keep: bool, how: str) -> dict[str, Any]:
     name = f"scale_{os.getpid()}_{label}"
     dsn = create_database(admin, name)
     try:
@@ -543,7 +575,7 @@ def level(admin: str, n: int, label: str, workdir: Path, pgrst: dict[str, str] |
         migrate.upgrade(dsn)
         r["fresh_migrate"] = time.perf_counter() - t0
         print(f"  scale: {label}: migrated in {r['fresh_migrate']:.1f} s", flush=True)
-        r["setup"] = make_tenants(dsn, n)
+        r["setup"] = make_tenants(dsn, n, how)
         known = str(uuid.uuid4())
         with psycopg.connect(dsn, autocommit=True) as c:
             _check(apply(c, first_batch(table_shapes(c), known))[1], None)
@@ -593,7 +625,7 @@ def report(levels: list[dict[str, Any]], pgrst: bool) -> str:
         ["views in schema tenants (the tenants', a reference tenant's 21, tenants.sync_status)",
          *[f"{lv['catalog']['views']:,}" for lv in levels]],
         ["`optiqoflow migrate` of the empty database, s", *[f"{lv['fresh_migrate']:.1f}" for lv in levels]],
-        ["tenants made (one BATCH of 21 INSERTs each), s",
+        ["tenants made (`--setup " + levels[0]["setup"]["how"] + "`), s",
          *[f"{lv['setup']['seconds']:,.0f}" for lv in levels]],
         ["per tenant, median ms (first 10% / last 10%)",
          *[f"{lv['setup']['median_ms']:.0f} ({lv['setup']['first_tenth_ms']:.0f} / {lv['setup']['last_tenth_ms']:.0f})"
@@ -665,6 +697,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--postgrest-source", type=Path,
                     help="src/library/PostgREST/SchemaCache.hs of a PostgREST checkout: also run its queries")
+    ap.add_argument("--setup", choices=["regenerate", "push"], default="regenerate",
+                    help="how tenants are made (see make_tenants); push is the sender's way, slower")
     ap.add_argument("--keep", action="store_true", help="keep the databases")
     a = ap.parse_args(argv)
     counts = [int(x) for x in a.tenants.split(",")]
@@ -673,7 +707,7 @@ def main(argv: list[str] | None = None) -> None:
         version = cl.version()
         major = int(version.split(".")[0])
         pgrst = postgrest_queries(a.postgrest_source, major) if a.postgrest_source else None
-        levels = [level(cl.admin_dsn, n, str(n), cl.workdir, pgrst, major, a.keep) for n in counts]
+        levels = [level(cl.admin_dsn, n, str(n), cl.workdir, pgrst, major, a.keep, a.setup) for n in counts]
         settings = cl.settings()
         server = (f"PostgreSQL {version} " + ("embedded" if cl.embedded else "through --dsn")
                   + ", " + ", ".join(f"{k} = {v}" for k, v in sorted(settings.items())))
