@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,7 +132,20 @@ async def post_one(url: str, req: Request, timeout: float) -> dict[str, Any]:
 
 
 def receiver(cl: Cluster, dsn: str, tag: str) -> ServerProcess:
-    return ours(dsn, cl.workdir, tag, SETTINGS)
+    """A receiver of the code measured, with a log file of its own."""
+    return ours(dsn, cl.workdir, f"{tag}-{uuid.uuid4().hex[:8]}", SETTINGS)
+
+
+def logged_errors(srv: ServerProcess) -> list[tuple[int, str]]:
+    """(HTTP status, cause) of each delivery the receiver answered with an error, from its
+    JSON log: the cause is what the answer does not say (a SQLSTATE, PoolTimeout ...)."""
+    out = []
+    for line in srv.log_path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and int(entry.get("http_status") or 0) >= 400:
+                out.append((int(entry["http_status"]), str(entry.get("error", "?"))))
+    return out
 
 
 # --- point 2: payloads that could exhaust the server ------------------------------------------
@@ -181,6 +195,7 @@ def refuse_once(cl: Cluster, dsn: str, name: str, payload: dict[str, Any]) -> di
         out = asyncio.run(post_one(srv.url, req, 270.0))
         out["pg_cpu"] = pg.stop()
     time.sleep(1.0)
+    out["logged"] = [cause[:160] for _, cause in logged_errors(srv)]
     files1, bytes1 = temp_written(dsn)
     out.update(body_bytes=len(req.body), temp_files=files1 - files0, temp_bytes=bytes1 - bytes0)
     return out
@@ -422,7 +437,9 @@ def lock_holders(cl: Cluster) -> dict[str, Any]:
         groups = streams(scenario, tenant, rid, others, versions)
         with receiver(cl, dsn, "locks") as srv, holder(cl, dsn, tenant, rid) as note:
             answers = asyncio.run(send_streams(srv.url, groups))
-        out[scenario] = {"note": note, "groups": answers}
+        causes = Counter(cause.split(":", 1)[0] for status, cause in logged_errors(srv)
+                         if status == 503)
+        out[scenario] = {"note": note, "groups": answers, "causes of 503": causes}
         print(f"  point 4: {scenario} done", file=sys.stderr, flush=True)
     return out
 
@@ -493,7 +510,8 @@ def point2(revs: list[str], data: dict[str, dict[str, Any]]) -> str:
     for name in data[revs[0]]["point 2"]:
         for rev in revs:
             a = data[rev]["point 2"][name]
-            rows.append([name, rev, a["status"], answer_text(a), f"{a['seconds']:.2f}",
+            cause = "; ".join(a["logged"]).replace("|", "/") or "-"
+            rows.append([name, rev, a["status"], answer_text(a), cause, f"{a['seconds']:.2f}",
                          f"{a['pg_cpu']:.1f}", f"{a['temp_files']} / {a['temp_bytes'] / MIB:,.0f} MiB"])
     return "\n".join([
         "## Point 2: payloads that could exhaust the server\n",
@@ -501,7 +519,8 @@ def point2(revs: list[str], data: dict[str, dict[str, Any]]) -> str:
         f"{TEMP_FILE_LIMIT} and statement_timeout = {STATEMENT_TIMEOUT} for both commits (the old "
         "one filled a 77 GB disk without them). Seconds: request sent to answer read. Temp: "
         "pg_stat_database's temp_files / temp_bytes over the request.\n",
-        table(["payload", "commit", "HTTP status", "answer", "seconds", "PostgreSQL CPU s",
+        table(["payload", "commit", "HTTP status", "answer", "cause in the receiver's log",
+               "seconds", "PostgreSQL CPU s",
                "temp files / bytes"], rows), ""])
 
 
@@ -543,7 +562,8 @@ def point4(revs: list[str], data: dict[str, dict[str, Any]]) -> str:
         out.append(f"### {scenario}\n")
         for rev in revs:
             s = data[rev]["point 4"][scenario]
-            out.append(f"- {rev}: {s['note']}")
+            causes = ", ".join(f"{k}: {n}" for k, n in sorted(s["causes of 503"].items()))
+            out.append(f"- {rev}: {s['note']}; causes of its 503s (receiver log): {causes or 'none'}")
             for group, answers in s["groups"].items():
                 lat = latencies(answers)
                 rows.append([rev, group, len(answers), status_counts(answers),
