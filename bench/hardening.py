@@ -552,11 +552,12 @@ def latencies(answers: list[dict[str, Any]]) -> list[float]:
 
 def point4(revs: list[str], data: dict[str, dict[str, Any]]) -> str:
     out = ["## Point 4: one stuck lock\n",
-           f"Open loop for {HOLD:g} s: " + ", ".join(f"{g} {r:g}/s" for g, r in RATES.items())
+           f"Open loop for {HOLD:g} s: " + "; ".join(f"{g}: {r:g}/s" for g, r in RATES.items())
            + f" (other tables: zone_categories of the locked tenant and {OTHER_TENANTS} others); "
            f"client timeout {CLIENT_TIMEOUT:g} s; the lock is released once every request has "
            "been answered or has timed out. Latency over every request sent, a timeout "
-           "counting as longer than 10 s.\n"]
+           "counting as longer than 10 s. Causes of 503 (the receivers' logs): 55P03, a lock wait "
+           "reached lock_timeout; PoolTimeout, no free connection within the pool timeout.\n"]
     for scenario in data[revs[0]]["point 4"]:
         rows = []
         out.append(f"### {scenario}\n")
@@ -572,16 +573,20 @@ def point4(revs: list[str], data: dict[str, dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def header(cl: Cluster, revs: list[str], argv: list[str]) -> str:
+def commit_line(rev: str) -> str:
+    date, subject = git("log", "-1", "--format=%cs%n%s", rev).split("\n", 1)
+    return f"{rev} ({date}: {subject if len(subject) <= 70 else subject[:67] + '...'})"
+
+
+def header(cl: Cluster, revs: list[str], argv: list[str], started: str) -> str:
     m = machine()
     settings = ", ".join(f"{k}={v}" for k, v in sorted(cl.settings().items()))
     server = "embedded (operations.embedded)" if cl.embedded else "the server named by --dsn"
-    commits = "; ".join(f"{r} ({git('log', '-1', '--format=%cs %s', r)[:90]})" for r in revs)
     return "\n".join([
         f"# Hardening (issue #18, points 2, 3, 4): {revs[0]} and {revs[1]}, same run\n",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
-        f"`python -m bench.hardening {' '.join(argv)}`\n",
-        f"- commits, each a clean `git archive` export, in this order: {commits}",
+        f"Run started {started}: `python -m bench.hardening {' '.join(argv)}`\n",
+        "- commits, each a clean `git archive` export, in this order: "
+        + "; ".join(commit_line(r) for r in revs),
         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memory']} memory, {m['os']}, "
         f"Python {m['python']}",
         f"- PostgreSQL {cl.version()}, {server}: {settings}",
@@ -604,12 +609,13 @@ def main(argv: list[str] | None = None) -> int:
         measure(a.dsn, a.measure)
         return 0
     revs = [git("rev-parse", "--short", rev) for rev in (a.before, a.after)]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with common.cluster(a.dsn) as cl:
         data = {}
         for rev in revs:
             print(f"== {rev} ...", file=sys.stderr, flush=True)
             data[rev] = measure_at(rev, cl.admin_dsn, cl.workdir)
-        md = "\n".join([header(cl, revs, argv), point2(revs, data), point3(revs, data),
+        md = "\n".join([header(cl, revs, argv, started), point2(revs, data), point3(revs, data),
                         point4(revs, data)])
     print(md)
     if a.out:
