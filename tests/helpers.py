@@ -183,6 +183,21 @@ def apply(c: Conn, payload: dict[str, Any] | str, delivery_id: str | None = None
     return result
 
 
+def hold_row_bucket(c: Conn, tenant: str, target: str, record_id: str) -> None:
+    """Take, in c's open transaction, the row-bucket lock a delivery of `record_id` to
+    `target` needs (a row of optiqoflow.lock_slots; c must be the owner or a superuser)."""
+    c.execute(
+        "SELECT FROM optiqoflow.lock_slots WHERE slot = optiqoflow._row_lock_slot("
+        "optiqoflow._row_lock_space(%s, %s), optiqoflow._row_lock_bucket(%s)) FOR UPDATE",
+        (tenant, target, record_id),
+    )
+
+
+def hold_lock(c: Conn, name: str) -> None:
+    """Take, in c's open transaction, the named lock ('sync/<tenant>/<table>', ...) of optiqoflow._lock."""
+    c.execute("SELECT FROM optiqoflow.lock_slots WHERE slot = optiqoflow._lock_slot(%s) FOR UPDATE", (name,))
+
+
 def push(c: Conn, tenant: str, table: str = SOURCE, **fields: Any) -> dict[str, Any]:
     """INSERT one new record with these fields (or `record=`); asserts it was applied."""
     answer = apply(c, upsert(tenant, fields.pop("record", None) or rec(**fields), table=table))

@@ -592,12 +592,19 @@ def test_two_dedup_keys_on_two_nodes_then_ddl_on_the_coordinator(cc: psycopg.Con
     assert again["status"] == "duplicate"
 
 
-def test_tenant_locks_are_this_sessions_without_citus(conn: psycopg.Connection[Any], tenant: str) -> None:
+def test_tenant_locks_are_this_sessions_without_citus(
+    db_dsn: str, conn: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Without Citus the row buckets are rows of optiqoflow.lock_slots, held by this
+    session: another session finds exactly those rows locked."""
+    slots = "ARRAY[optiqoflow._row_lock_slot(4242, 1), optiqoflow._row_lock_slot(4242, 2), optiqoflow._row_lock_slot(4242, 3)]"
     with conn.transaction():
         conn.execute("SELECT optiqoflow._tenant_locks(%s, 4242, ARRAY[3, 1, 3])", (tenant,))
-        held = conn.execute("SELECT array_agg(objid ORDER BY objid) FROM pg_locks WHERE locktype = 'advisory' "
-                            "AND classid = 4242 AND objsubid = 2 AND pid = pg_backend_pid()").fetchone()
-    assert held == ([1, 3],)
+        with psycopg.connect(db_dsn) as other:
+            free = other.execute(f"SELECT s.slot = optiqoflow._row_lock_slot(4242, 2) "
+                                 f"FROM optiqoflow.lock_slots s WHERE s.slot = ANY ({slots}) "
+                                 "FOR UPDATE SKIP LOCKED").fetchall()
+    assert free == [(True,)]
 
 
 @pytest.mark.citus

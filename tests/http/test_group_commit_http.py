@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from tests.helpers import zone_payload
+from tests.helpers import hold_row_bucket, zone_payload
 from tests.http_helpers import Endpoint, metric, plain_delivery_id, receiver_config, serving
 
 
@@ -149,13 +149,10 @@ async def test_a_group_that_fails_as_one_goes_one_by_one(db_dsn: str, tenant: st
     queued = [zone_payload(tenant, name=f"zone {i}") for i in range(5)]
     key = queued[2]["record"]["id"]
     async with serving(config) as ep:
-        with psycopg.connect(db_dsn, autocommit=True) as holder, psycopg.connect(db_dsn) as blocker:
+        with (psycopg.connect(db_dsn, autocommit=True) as holder, psycopg.connect(db_dsn) as locker,
+              psycopg.connect(db_dsn) as blocker):
             # the group will wait for one of its row locks, and be cancelled there
-            holder.execute(
-                "SELECT pg_advisory_lock(optiqoflow._row_lock_space(%s, 'zones'),"
-                " optiqoflow._row_lock_bucket(%s))",
-                (tenant, key),
-            )
+            hold_row_bucket(locker, tenant, "zones", key)
             blocker.execute("LOCK TABLE optiqoflow.webhook_logs IN SHARE MODE")
             head = asyncio.ensure_future(ep.post(zone_payload(tenant, name="first")))
             await _until(_blocked(db_dsn, "%apply_webhook(%"), "the first delivery to wait")
@@ -171,7 +168,7 @@ async def test_a_group_that_fails_as_one_goes_one_by_one(db_dsn: str, tenant: st
                 return await _metric(ep, "optiqoflow_group_commit_ungrouped_total") == 1
 
             await _until(ungrouped, "the group to fail")
-            holder.execute("SELECT pg_advisory_unlock_all()")
+            locker.rollback()
         replies = [await head, *[await r for r in rest]]
         groups = await _metric(ep, "optiqoflow_group_commit_size_count")
     assert groups == 1  # the first delivery alone; the failed group was not tried again as one

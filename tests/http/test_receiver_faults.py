@@ -27,7 +27,7 @@ import pytest
 from operations.embedded import EmbeddedPostgres, free_port
 from receiver.app import WEBHOOK_PATH
 from receiver.database import CHECK_IDLE_SECONDS, Connection, Freshness
-from tests.helpers import zone_payload
+from tests.helpers import hold_row_bucket, zone_payload
 from tests.http_helpers import SECRET, receiver_config, serving, signed_headers
 
 # the fault tests below hold with and without group commit (docs/group-commit.md)
@@ -122,16 +122,12 @@ async def test_a_full_pool_queues_deliveries_at_the_gate_then_503(
         tenant, key = str(uuid.uuid4()), str(uuid.uuid4())
         assert (await ep.post(zone_payload(tenant))).status == 200  # views exist
         with psycopg.connect(db_dsn) as holder:  # holds the row bucket of `key`
-            holder.execute(
-                "SELECT pg_advisory_xact_lock(optiqoflow._row_lock_space(%s, 'zones'),"
-                " optiqoflow._row_lock_bucket(%s))",
-                (tenant, key),
-            )
+            hold_row_bucket(holder, tenant, "zones", key)
             busy = asyncio.ensure_future(ep.post(zone_payload(tenant, id=key, name="busy")))
             with psycopg.connect(db_dsn, autocommit=True) as watch:
                 deadline = time.monotonic() + 10
                 while watch.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
                     " AND application_name = 'optiqoflow-receiver'"
                 ).fetchone() != (1,):
                     assert time.monotonic() < deadline, "the first delivery never waited"

@@ -2,7 +2,8 @@
 delivery needs (authenticated may LOCK a target table in ACCESS EXCLUSIVE MODE on
 PostgreSQL 15, it has UPDATE and DELETE; or leave SELECT ... FOR UPDATE open; any login
 role may take advisory locks) made deliveries wait without limit, pinning the receiver's
-connections until every tenant got 503. Every delivery's lock wait is now bounded
+connections until every tenant got 503. The locks of deliveries are now rows only the
+owner may lock, so a role without grants blocks nothing; and every lock wait is bounded
 (OPTIQO_LOCK_TIMEOUT_SECONDS): those that need the held lock answer 503 with Retry-After
 having committed nothing, and deliveries to other tables and tenants answer 200 all the
 while, through a pool of two connections."""
@@ -18,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.helpers import new_id, rec, upsert, zone_payload
+from tests.helpers import PASSWORD, full_sync, new_id, rec, upsert, zone_payload
 from tests.http_helpers import receiver_config, serving
 
 
@@ -72,23 +73,57 @@ async def test_a_row_held_for_update_stalls_only_its_own_delivery(
                       [upsert(str(uuid.uuid4()), rec(new_id(), 1, title="other tenant"))])
 
 
-async def test_advisory_locks_of_a_role_without_grants_hold_no_connection(
+async def test_a_role_without_grants_cannot_block_any_delivery(
     db_dsn: str, holder: psycopg.Connection[Any], tenant: str
 ) -> None:
-    """The bucket keys are computable by anyone: a role with no grants takes every one of
-    a tenant's 64 row buckets of work_orders. That tenant's deliveries to the table wait
-    at most the lock timeout; everyone else's go on."""
+    """The locks of deliveries are rows of optiqoflow.lock_slots, which only the owner may
+    lock. A login role with no grants takes every advisory key a delivery for one tenant
+    and table ever used (its 64 row buckets, the FULL_SYNC, DDL, views and prune locks)
+    and holds them: that tenant's real-time changes, a new column, a FULL_SYNC and a
+    prune all go through at once."""
     role = f"nobody_{uuid.uuid4().hex[:8]}"
     holder.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     holder.commit()
+    names = [f"sync/{tenant}/work_orders", "ddl/work_orders", f"views/{tenant}", "prune_logs", "ddl/call_writer"]
     try:
-        space = holder.execute("SELECT optiqoflow._row_lock_space(%s, 'work_orders')", (tenant,)).fetchone()
-        assert space is not None
+        row = holder.execute(
+            "SELECT optiqoflow._row_lock_space(%s, 'work_orders'),"
+            "       ARRAY(SELECT optiqoflow._lock_key(n) FROM unnest(%s::text[]) n)",
+            (tenant, names),
+        ).fetchone()
+        assert row is not None
         holder.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
-        holder.execute("SELECT pg_advisory_xact_lock(%s, b) FROM generate_series(0, 63) b", (space[0],))
-        await _while_held(db_dsn, upsert(tenant, rec(new_id(), 1, title="waits")),
-                          [upsert(str(uuid.uuid4()), rec(new_id(), 1, title="other")), zone_payload(tenant)])
+        holder.execute("SELECT pg_advisory_xact_lock(%s, b) FROM generate_series(0, 63) b", (row[0],))
+        holder.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) k", (row[1],))
+        async with serving(receiver_config(db_dsn, pool_max=2, lock_timeout=0.5)) as ep:
+            first, later = rec(new_id(), 1, title="first"), rec(new_id(), 1, title="later")
+            answers = [
+                await ep.post(upsert(tenant, first)),
+                await ep.post(upsert(tenant, {**later, "brand_new_column": "x"})),
+                await ep.post(full_sync(tenant, [first, later], 0, total=2)),
+            ]
+        assert [a.status for a in answers] == [200, 200, 200], [a.body for a in answers]
+        with psycopg.connect(db_dsn) as c:
+            c.execute("SELECT optiqoflow.prune_logs()")
     finally:
         holder.rollback()
         holder.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
         holder.commit()
+
+
+@pytest.mark.parametrize("who", ["service_role", "authenticated", "no grants"])
+def test_only_the_owner_can_lock_a_lock_slot(
+    db_dsn: str, conn: psycopg.Connection[Any], make_role: Any, who: str
+) -> None:
+    role = make_role("locker", "" if who == "no grants" else f"IN ROLE {who}")
+    conn.commit()
+    with psycopg.connect(db_dsn, user=role, password=PASSWORD) as c:
+        if who != "no grants":
+            c.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(who)))
+        for statement in ("SELECT FROM optiqoflow.lock_slots WHERE slot = 0 FOR UPDATE",
+                          "LOCK TABLE optiqoflow.lock_slots IN ACCESS EXCLUSIVE MODE"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(statement)
+            c.rollback()
+            if who != "no grants":
+                c.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(who)))

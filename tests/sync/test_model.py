@@ -36,7 +36,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.helpers import apply, rec
+from tests.helpers import apply, hold_lock, hold_row_bucket, rec
 
 ALL_PHASES = tuple(Phase)
 NO_SHRINK = tuple(p for p in Phase if p is not Phase.shrink)
@@ -405,16 +405,10 @@ class SyncModel(RuleBasedStateMachine):
         blocker = psycopg.connect(self.dsn)
         try:
             if d.payload["type"] == "FULL_SYNC":
-                blocker.execute(
-                    "SELECT pg_advisory_xact_lock(optiqoflow._lock_key(%s))",
-                    (f"sync/{self.tenant}/{TARGET}",),
-                )
+                hold_lock(blocker, f"sync/{self.tenant}/{TARGET}")
             else:
                 rid = (d.payload["record"] or d.payload["old_record"])["id"]
-                blocker.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s) & 63)",
-                    (f"{self.tenant}/{TARGET}", rid),
-                )
+                hold_row_bucket(blocker, self.tenant, TARGET, rid)
             pid = self.conn.info.backend_pid
             outcome: dict[str, Any] = {}
 

@@ -3,7 +3,7 @@ RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
--- Take the transaction-scoped advisory lock for request-time DDL on `p_name`, under a
+-- Take the transaction-scoped lock (_lock) for request-time DDL on `p_name`, under a
 -- short lock_timeout (setting optiqoflow.ddl_lock_timeout, default 2s) that stays in
 -- force for the DDL that follows: a push waiting behind a long dashboard query fails
 -- with a retryable 55P03 instead of freezing every reader queued behind it.
@@ -24,11 +24,11 @@ BEGIN
         PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     END IF;
     PERFORM set_config('lock_timeout', optiqoflow._ddl_lock_timeout(), true);
-    PERFORM pg_advisory_xact_lock(optiqoflow._lock_key(p_name));
+    PERFORM optiqoflow._lock(p_name);
     RETURN v_previous;
 END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._ddl_lock(text) IS
-    'Internal: advisory lock for request-time DDL on a named resource, with a short lock_timeout (optiqoflow.ddl_lock_timeout, default 2s); returns the previous lock_timeout.';
+    'Internal: the lock (_lock) for request-time DDL on a named resource, with a short lock_timeout (optiqoflow.ddl_lock_timeout, default 2s); returns the previous lock_timeout.';
 REVOKE ALL ON FUNCTION optiqoflow._ddl_lock(text) FROM PUBLIC;

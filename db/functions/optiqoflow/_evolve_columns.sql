@@ -90,5 +90,5 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._evolve_columns(optiqoflow.table_mappings, jsonb) IS
-    'Internal: schema evolution of a target table for the keys of a push, by the mapping''s policy (add | ignore | refuse), under a per-table advisory lock and a short lock_timeout.';
+    'Internal: schema evolution of a target table for the keys of a push, by the mapping''s policy (add | ignore | refuse), under a per-table lock (_lock) and a short lock_timeout.';
 REVOKE ALL ON FUNCTION optiqoflow._evolve_columns(optiqoflow.table_mappings, jsonb) FROM PUBLIC;

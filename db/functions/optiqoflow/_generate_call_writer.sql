@@ -9,7 +9,7 @@ AS $$
 -- its table's writer without EXECUTE, i.e. without parsing and planning a statement per
 -- delivery (~10% of the database's CPU per event, BENCHMARKS.md); any other writer
 -- name goes through EXECUTE, so a call is never wrong, only slower.
--- Serialised by an advisory lock (concurrent CREATE OR REPLACE of one function would
+-- Serialised by a lock (_lock) (concurrent CREATE OR REPLACE of one function would
 -- fail). _writer runs it after generating a writer, in the same transaction, with
 -- p_wait false: when another transaction holds the lock it returns NULL at once instead
 -- of waiting (that transaction may hold another table's DDL lock which this one wants
@@ -34,8 +34,8 @@ DECLARE
     v_body     text;
 BEGIN
     IF p_wait OR to_regproc('optiqoflow_gen.call_writer') IS NULL THEN
-        PERFORM pg_advisory_xact_lock(optiqoflow._lock_key('ddl/call_writer'));
-    ELSIF NOT pg_try_advisory_xact_lock(optiqoflow._lock_key('ddl/call_writer')) THEN
+        PERFORM optiqoflow._lock('ddl/call_writer');
+    ELSIF NOT optiqoflow._lock('ddl/call_writer', false) THEN
         RETURN NULL;
     END IF;
     -- a new snapshot after the lock: writers generated meanwhile by other sessions

@@ -7,7 +7,7 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
--- Take the row locks of a delivery: 64 advisory-lock buckets per tenant x target table,
+-- Take the row locks of a delivery: 64 lock buckets per tenant x target table,
 -- a key's bucket being _row_lock_bucket(id), taken in bucket order. p_records: the records
 -- (validated: each has a UUID id) whose keys are written, or NULL for all 64 buckets
 -- (a FULL_SYNC batch that removes rows); a batch of 512 records or more takes all 64.
@@ -20,7 +20,7 @@ AS $$
 BEGIN
     -- taken through _tenant_locks: on a Citus coordinator on the node that holds the
     -- tenant's rows, so a delivery on the coordinator path and one on the worker path
-    -- for the same key wait for each other; elsewhere plain advisory locks of this node
+    -- for the same key wait for each other; on PostgreSQL rows of optiqoflow.lock_slots
     PERFORM optiqoflow._tenant_locks(
         p_tenant_id, optiqoflow._row_lock_space(p_tenant_id, p_table),
         -- 512 records or more: all 64 buckets without reading an id, as they almost
@@ -37,5 +37,5 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._lock_rows(uuid, text, jsonb) IS
-    'Internal: the row-bucket advisory locks (64 per tenant x table, in order) of the keys a delivery writes, or all of them when p_records is NULL or holds 512 records or more. Taken before any DDL of the delivery.';
+    'Internal: the row-bucket locks (64 per tenant x table, in order) of the keys a delivery writes, or all of them when p_records is NULL or holds 512 records or more. Taken before any DDL of the delivery.';
 REVOKE ALL ON FUNCTION optiqoflow._lock_rows(uuid, text, jsonb) FROM PUBLIC;

@@ -72,7 +72,7 @@ BEGIN
 
     -- Runs of one tenant x table are managed one batch at a time. Lock order (see
     -- _lock_rows): this lock, then the row buckets, then DDL, then views.
-    PERFORM pg_advisory_xact_lock(optiqoflow._lock_key('sync/' || p_tenant_id::text || '/' || v_table));
+    PERFORM optiqoflow._lock('sync/' || p_tenant_id::text || '/' || v_table);
 
     IF p_sync_id IS NOT NULL THEN
         SELECT * INTO v_run FROM optiqoflow.sync_runs r

@@ -74,7 +74,7 @@ BEGIN
             USING ERRCODE = 'OF017',
                   HINT = 'Unresolved refusals are kept at least as long as the logs (default 30 days), so they can be repaired and replayed.';
     END IF;
-    IF NOT pg_try_advisory_xact_lock(optiqoflow._lock_key('prune_logs')) THEN
+    IF NOT optiqoflow._lock('prune_logs', false) THEN
         RAISE EXCEPTION 'optiqoflow.prune_logs is already running in another session'
             USING ERRCODE = 'OF018',
                   HINT = 'Let it finish; schedule pruning from one place only (pg_cron or the CLI).';

@@ -63,7 +63,14 @@ BEGIN
         -- its row bucket and this node's xid (on a Citus coordinator both come from the
         -- tenant's node, through those functions), then the table's generated writer
         v_id := (p_record ->> 'id')::uuid;
-        IF optiqoflow._rows_are_here() THEN
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+            PERFORM FROM optiqoflow.lock_slots s
+              WHERE s.slot = optiqoflow._row_lock_slot(
+                                 optiqoflow._row_lock_space(p_tenant_id, v_mapping.target_table),
+                                 optiqoflow._row_lock_bucket(v_id))
+                FOR UPDATE;
+            v_xid := pg_current_xact_id();
+        ELSIF optiqoflow._rows_are_here() THEN
             PERFORM pg_advisory_xact_lock(optiqoflow._row_lock_space(p_tenant_id, v_mapping.target_table),
                                           optiqoflow._row_lock_bucket(v_id));
             v_xid := pg_current_xact_id();

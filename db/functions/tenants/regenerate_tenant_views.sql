@@ -14,7 +14,7 @@ AS $$
 --
 -- Safe against the traps of request-time view DDL: the name is built from the canonical
 -- uuid and a target name of at most 26 bytes, so it never reaches the 63-byte limit;
--- a per-tenant advisory lock serialises concurrent regeneration; a short lock_timeout
+-- a per-tenant lock (optiqoflow._lock) serialises concurrent regeneration; a short lock_timeout
 -- turns a wait behind a long reader into a retryable 55P03; a view whose columns were
 -- removed or reordered is dropped and recreated, then re-granted, in this transaction;
 -- every view is security_invoker (row-level security of the reader applies) and
