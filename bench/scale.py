@@ -509,8 +509,9 @@ def dump(dsn: str, binary: str, workdir: Path, reps: int = 3) -> dict[str, Any]:
                            capture_output=True, text=True)
         took = time.perf_counter() - t0
         if p.returncode != 0:
-            return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}",
-                    "seconds": took}
+            lines = [ln.removeprefix("pg_dump: ") for ln in p.stderr.splitlines()
+                     if ln.startswith(("pg_dump: error:", "pg_dump: detail:", "pg_dump: hint:"))]
+            return {"error": " ".join(lines) or f"exit {p.returncode}", "seconds": took}
         times.append(took)
         size = out.stat().st_size
         out.unlink()
@@ -709,6 +710,9 @@ def main(argv: list[str] | None = None) -> None:
         pgrst = postgrest_queries(a.postgrest_source, major) if a.postgrest_source else None
         levels = [level(cl.admin_dsn, n, str(n), cl.workdir, pgrst, major, a.keep, a.setup) for n in counts]
         settings = cl.settings()
+        with psycopg.connect(cl.admin_dsn, autocommit=True) as c:
+            row = c.execute("SHOW max_locks_per_transaction").fetchone()
+            settings["max_locks_per_transaction"] = str(row[0]) if row else "?"
         server = (f"PostgreSQL {version} " + ("embedded" if cl.embedded else "through --dsn")
                   + ", " + ", ".join(f"{k} = {v}" for k, v in sorted(settings.items())))
     m = common.machine()
