@@ -1,0 +1,107 @@
+"""What the owner-only lock rows cost a real-time delivery against advisory locks, in one run.
+
+    python -m bench.locks --dsn postgresql://postgres@127.0.0.1:5432/postgres \
+        [--before 0013_column_grants_one_by_one] [--events 500] [--rounds 8]
+
+Two fresh databases on the server named by --dsn (a superuser DSN): one migrated to the
+revision --before (the locks of deliveries are advisory locks), one to head (rows of
+optiqoflow.lock_slots). Each round applies --events single INSERT deliveries (new ids,
+one tenant, one `SELECT optiqoflow.apply_webhook(...)` each, on one connection) to
+each database in turn, the order alternating between rounds; the session runs with
+synchronous_commit off, so the time is the database's work rather than the disk's
+flush. Reports the median and spread of the per-round µs per delivery, and the backend's
+CPU time per delivery (from /proc, when the server runs on this machine). Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from optiqoflow_db import migrate
+from psycopg import sql
+
+from bench.envelope import BASE, _dsn
+
+
+def backend_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of a backend on this machine, else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ)
+
+
+def round_of(conn: psycopg.Connection[tuple[object, ...]], tenant: str, n: int) -> tuple[float, float | None]:
+    """n deliveries on conn: (wall µs per delivery, backend CPU µs per delivery or None)."""
+    bodies = [
+        json.dumps({"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
+                    "record": {"id": str(uuid.uuid4()), "updated_at": BASE, "title": "t", "status": "open"}})
+        for _ in range(n)
+    ]  # fmt: skip
+    cpu0 = backend_cpu(conn.info.backend_pid)
+    t0 = time.perf_counter()
+    for body in bodies:
+        conn.execute("SELECT optiqoflow.apply_webhook(%s::jsonb)", (body,))
+    wall = (time.perf_counter() - t0) / n * 1e6
+    cpu1 = backend_cpu(conn.info.backend_pid)
+    return wall, (None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / n * 1e6)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dsn", required=True)
+    ap.add_argument("--before", default="0013_column_grants_one_by_one")
+    ap.add_argument("--events", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=8)
+    a = ap.parse_args()
+    names = {"before": f"bench_locks_before_{uuid.uuid4().hex[:6]}", "head": f"bench_locks_head_{uuid.uuid4().hex[:6]}"}
+    wall: dict[str, list[float]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
+    with psycopg.connect(a.dsn, autocommit=True) as admin:
+        for name in names.values():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        migrate.upgrade(_dsn(a.dsn, names["before"]), a.before)
+        migrate.upgrade(_dsn(a.dsn, names["head"]))
+        tenant = str(uuid.uuid4())
+        conns = {k: psycopg.connect(_dsn(a.dsn, n), autocommit=True) for k, n in names.items()}
+        try:
+            for c in conns.values():
+                c.execute("SET synchronous_commit = off")
+                round_of(c, tenant, 50)  # warm-up: the tenant's views, the writer, caches
+            for r in range(a.rounds):
+                for which in (("before", "head") if r % 2 == 0 else ("head", "before")):
+                    w, u = round_of(conns[which], tenant, a.events)
+                    wall[which].append(w)
+                    if u is not None:
+                        cpu[which].append(u)
+        finally:
+            for c in conns.values():
+                c.close()
+    finally:
+        with psycopg.connect(a.dsn, autocommit=True) as admin:
+            for name in names.values():
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def spread(xs: list[float]) -> str:
+        return f"{statistics.median(xs):.0f} ({min(xs):.0f}-{max(xs):.0f})" if xs else "n/a"
+
+    print(f"Single INSERT deliveries, {a.rounds} rounds of {a.events} per database, alternating "
+          "(synchronous_commit off)\n")
+    print(f"| figure | {a.before} (advisory locks) | head (lock rows) | head / before |")
+    print("|---|---|---|---|")
+    for label, xs in (("µs per delivery, median (min-max)", wall), ("backend CPU µs per delivery", cpu)):
+        ratio = (f"{statistics.median(xs['head']) / statistics.median(xs['before']):.2f}x"
+                 if xs["head"] and xs["before"] else "n/a")
+        print(f"| {label} | {spread(xs['before'])} | {spread(xs['head'])} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
