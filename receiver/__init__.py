@@ -19,7 +19,9 @@ One request, POST /api/optiqo-webhook, through the modules of this package:
    commits only once the check passed.
 4. `database.call` makes the one call, `SELECT optiqoflow.apply_webhook($1, $2)`, with
    the body's bytes as they came, on a pooled autocommit connection taken in turn at the
-   `database.Gate`. Two optional paths, one module each: `groupcommit` (several real-time
+   `database.Gate`, within its table's lane (`lanes`: at most OPTIQO_TABLE_CONNECTIONS
+   deliveries to one table at once, so a table a session keeps locked cannot take every
+   connection). Two optional paths, one module each: `groupcommit` (several real-time
    deliveries in one apply_webhook_group call and one commit, OPTIQO_GROUP_COMMIT) and
    `citus` (the tenant's worker first, OPTIQO_CITUS_DELEGATION).
 5. `answers` decides the status: the database's answer passed on as 200 or 422, a

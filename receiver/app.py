@@ -38,6 +38,7 @@ from receiver.database import (
 from receiver.figures import FIGURES, DatabaseFigures
 from receiver.health import handle_healthz, handle_metrics, handle_readyz
 from receiver.jsonguard import Unusable
+from receiver.lanes import Lanes
 from receiver.logs import account
 from receiver.metrics import Metrics
 from receiver.signatures import Verifier
@@ -79,6 +80,7 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
             config.unauthenticated_small_bodies,
             unknown_length_bytes=config.max_body_bytes,
         ),
+        lanes=Lanes(config.table_share, config.pool_timeout),
         expected_revision=expected_revision,
     )
     figures = app[FIGURES] = DatabaseFigures()
@@ -134,10 +136,10 @@ async def _pool_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def _pool_stats(pool: Any, rcv: Receiver) -> dict[str, int]:
-    """The pool's statistics, deliveries waiting at the gate or for a group counted as
-    waiting."""
+    """The pool's statistics, deliveries waiting at the gate, in a table's lane or for a
+    group counted as waiting."""
     stats: dict[str, int] = pool.get_stats()
-    waiting = rcv.gate.waiting
+    waiting = rcv.gate.waiting + rcv.lanes.waiting
     if rcv.group is not None:  # queued deliveries, not the drainers waiting for them
         waiting += rcv.group.waiting - rcv.group.drainers_at_gate
     stats["requests_waiting"] = stats.get("requests_waiting", 0) + waiting
@@ -232,15 +234,23 @@ async def _apply(
         text = await first_value(conn, APPLY_SQL, (jsonb, delivery_id))
         return text, ("coordinator" if conn.delegated else "direct")
 
+    async def alone() -> tuple[Any, str]:
+        """The one call on a connection of its own: a large body (its table not known
+        yet) as it is, held to a few at a time; any other within its table's lane."""
+        if not check.done():
+            return await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
+        async with rcv.lanes.lane(check.result()[0].get("table")):
+            return await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
+
     try:
         if check.done() and groupcommit.joins(rcv.group, check.result()[0].get("type")):
             assert rcv.group is not None
-            try:
+            try:  # a group takes one connection whatever its tables: no lane
                 text, path = await rcv.group.apply(body, delivery_id), "grouped"
             except groupcommit.Ungrouped:  # its group could not be applied as one
-                text, path = await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
+                text, path = await alone()
         else:
-            text, path = await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
+            text, path = await alone()
     except psycopg.Error as e:
         start_check()
         await check  # a body the check refuses is answered as such, whatever the database said

@@ -129,7 +129,7 @@ def checked(body: bytes) -> Checked:
     tenant it names (canonical; the Citus path routes by it). The database gets the
     body's bytes, so the parsed tree is dropped right here."""
     payload = parse_payload(body)
-    labels = {key: label(payload.get(key)) for key in ("type", "tenant_id")}
+    labels = {key: label(payload.get(key)) for key in ("type", "tenant_id", "table")}
     return labels, citus.payload_tenant(payload)
 
 

@@ -107,7 +107,16 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "5",
         "Longest a delivery waits for a lock (a table a dashboard session locked, rows "
         "another transaction holds): past it, nothing of it is committed and it is answered "
-        "503 with Retry-After, so one stuck table or tenant never holds the pool.",
+        "503 with Retry-After. This bounds each lock wait; a delivery may also wait for "
+        "its table's lane and for a connection (each at most the pool timeout) before it.",
+    ),
+    EnvVar(
+        "OPTIQO_TABLE_CONNECTIONS",
+        "half of `OPTIQO_POOL_MAX` (at least 1)",
+        "Most deliveries to one table (the payload's `table`) holding or waiting for a "
+        "connection at once; more wait in that table's lane for at most the pool timeout, "
+        "then get 503 with Retry-After. So a table that a session keeps locked takes at most "
+        "this share of the pool, and deliveries to every other table go on.",
     ),
     EnvVar(
         "OPTIQO_GROUP_COMMIT",
@@ -168,11 +177,17 @@ class Config:
     pool_max: int = 10
     pool_timeout: float = 5.0
     lock_timeout: float = 5.0
+    table_connections: int | None = None  # None: half of pool_max, at least 1 (table_share)
     retry_after: int = 5
     large_body_parses: int = 2
     group_commit: int = 1
     shutdown_timeout: float = 30.0
     citus_delegation: str = "auto"
+
+    @property
+    def table_share(self) -> int:
+        """Most deliveries to one table holding or waiting for a connection (receiver.lanes)."""
+        return self.table_connections or max(1, self.pool_max // 2)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -210,6 +225,9 @@ class Config:
             pool_max=_int(env, "OPTIQO_POOL_MAX", 10, minimum=1),
             pool_timeout=_float(env, "OPTIQO_POOL_TIMEOUT_SECONDS", 5.0),
             lock_timeout=_float(env, "OPTIQO_LOCK_TIMEOUT_SECONDS", 5.0),
+            table_connections=_int(env, "OPTIQO_TABLE_CONNECTIONS", 1, minimum=1)
+            if env.get("OPTIQO_TABLE_CONNECTIONS")
+            else None,
             retry_after=_int(env, "OPTIQO_RETRY_AFTER_SECONDS", 5, minimum=1),
             large_body_parses=_int(env, "OPTIQO_LARGE_BODY_PARSES", 2, minimum=1),
             group_commit=_int(env, "OPTIQO_GROUP_COMMIT", 1, minimum=1, maximum=MAX_GROUP),
@@ -221,6 +239,11 @@ class Config:
                 f"OPTIQO_UNAUTHENTICATED_BYTES ({config.unauthenticated_bytes}) is smaller than "
                 f"OPTIQO_MAX_BODY_BYTES ({config.max_body_bytes}): the largest body could "
                 "never be received"
+            )
+        if config.table_share > config.pool_max:
+            raise ConfigError(
+                f"OPTIQO_TABLE_CONNECTIONS ({config.table_share}) is larger than "
+                f"OPTIQO_POOL_MAX ({config.pool_max})"
             )
         if config.pool_min > config.pool_max:
             raise ConfigError(

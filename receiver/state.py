@@ -12,6 +12,7 @@ from receiver.admission import Admission
 from receiver.config import Config
 from receiver.database import Freshness, Gate
 from receiver.groupcommit import GroupCommit
+from receiver.lanes import Lanes
 from receiver.metrics import Metrics
 from receiver.signatures import Verifier
 
@@ -27,6 +28,7 @@ class Receiver:
     freshness: Freshness
     gate: Gate
     admission: Admission  # room for bodies before their signature is checked
+    lanes: Lanes  # a share of the pool per table (OPTIQO_TABLE_CONNECTIONS)
     group: GroupCommit | None = None  # OPTIQO_GROUP_COMMIT > 1
     expected_revision: str | None = None
 

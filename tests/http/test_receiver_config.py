@@ -43,6 +43,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "OPTIQO_POOL_MAX": "3",
         "OPTIQO_POOL_TIMEOUT_SECONDS": "1",
         "OPTIQO_LOCK_TIMEOUT_SECONDS": "0.75",
+        "OPTIQO_TABLE_CONNECTIONS": "2",
         "OPTIQO_RETRY_AFTER_SECONDS": "7",
         "OPTIQO_LARGE_BODY_PARSES": "3",
         "OPTIQO_GROUP_COMMIT": "24",
@@ -58,6 +59,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert c.data_dir == Path("/var/lib/optiqoflow")
     assert (c.read_timeout, c.timestamp_tolerance) == (2.5, 60)
     assert (c.pool_min, c.pool_max, c.pool_timeout, c.lock_timeout) == (0, 3, 1.0, 0.75)
+    assert c.table_share == 2
+    assert Config.from_env({"OPTIQO_WEBHOOK_SECRET": "s", "OPTIQO_POOL_MAX": "3"}).table_share == 1
+    assert Config.from_env({"OPTIQO_WEBHOOK_SECRET": "s"}).table_share == 5  # half of 10
     assert (c.retry_after, c.shutdown_timeout) == (7, 9.0)
     assert c.large_body_parses == 3
     assert c.group_commit == 24
@@ -77,6 +81,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         ("OPTIQO_LOCK_TIMEOUT_SECONDS", "-1"),
         ("OPTIQO_TIMESTAMP_TOLERANCE_SECONDS", "0"),
         ("OPTIQO_POOL_MIN", "20"),  # above OPTIQO_POOL_MAX
+        ("OPTIQO_TABLE_CONNECTIONS", "11"),  # above OPTIQO_POOL_MAX
+        ("OPTIQO_TABLE_CONNECTIONS", "0"),
         ("OPTIQO_LARGE_BODY_PARSES", "0"),
         ("OPTIQO_GROUP_COMMIT", "0"),
         ("OPTIQO_GROUP_COMMIT", "65"),

@@ -10,6 +10,7 @@ while, through a pool of two connections."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -127,3 +128,30 @@ def test_only_the_owner_can_lock_a_lock_slot(
             c.rollback()
             if who != "no grants":
                 c.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(who)))
+
+
+async def test_a_locked_table_under_load_takes_only_its_share_of_the_pool(
+    db_dsn: str, holder: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Many deliveries to a table a dashboard user keeps locked, at once, beside
+    deliveries to another table: the locked table's deliveries hold at most their lane's
+    share of the pool (OPTIQO_TABLE_CONNECTIONS), so the others are all applied while
+    every delivery to the locked table gets 503 with Retry-After and commits nothing.
+    Without lanes the stuck deliveries took every connection and the others got 503."""
+    holder.execute("SET ROLE authenticated")
+    holder.execute("SELECT set_config('request.jwt.claims', %s, false)", (json.dumps({"tenant_id": tenant}),))
+    holder.execute("LOCK TABLE optiqoflow.work_orders IN ACCESS EXCLUSIVE MODE")
+    config = receiver_config(db_dsn, pool_max=4, pool_timeout=1.0, lock_timeout=1.0)
+    assert config.table_share == 2
+    async with serving(config) as ep:
+        stuck = [ep.post(upsert(str(uuid.uuid4()), rec(new_id(), 1, title=f"waits {i}"))) for i in range(12)]
+        free = [ep.post(zone_payload(str(uuid.uuid4()))) for _ in range(12)]
+        answers = await asyncio.gather(*stuck, *free)
+    blocked, applied = answers[:12], answers[12:]
+    assert [a.status for a in applied] == [200] * 12, [a.body for a in applied]
+    assert {a.status for a in blocked} == {503}, [a.body for a in blocked]
+    assert all(a.headers.get("Retry-After") == "7" for a in blocked)
+    holder.rollback()
+    with psycopg.connect(db_dsn) as c:
+        row = c.execute("SELECT count(*) FROM optiqoflow.work_orders").fetchone()
+    assert row == (0,)
