@@ -10,6 +10,7 @@ extension there, they skip and say why.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -58,6 +59,26 @@ def cluster() -> Iterator[str]:
 def cc(cluster: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(cluster, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture
+def make_role_on_cluster(cc: psycopg.Connection[Any]) -> Iterator[Any]:
+    """CREATE ROLE <prefix>_<random> LOGIN on the coordinator (Citus creates it on the
+    workers too); its tenant, grants and the role removed afterwards."""
+    made: list[str] = []
+
+    def make(prefix: str = "bi") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        cc.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(name)))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        ident = psycopg.sql.Identifier(name)
+        cc.execute("DELETE FROM tenants.role_tenants WHERE role_name = %s", (name,))
+        cc.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(ident))
+        cc.execute(psycopg.sql.SQL("DROP ROLE {}").format(ident))
 
 
 def deliver(c: psycopg.Connection[Any], payload: dict[str, Any], delivery_id: str | None = None) -> tuple[dict[str, Any], str]:
@@ -800,3 +821,49 @@ def test_a_null_tenant_is_refused_on_the_coordinator_which_survives(cc: psycopg.
                                 str(uuid.uuid4()))).fetchone()
             assert answer is not None and answer[0]["status"] == "applied"
             assert answer[0]["log_id"] >= 1 << 48, day   # a worker's id range
+
+
+# --- what a tenant and a DBA read and run on the cluster -------------------------------
+
+
+def as_authenticated(c: psycopg.Connection[Any], claims: dict[str, Any], sql: str,
+                     params: Any = None) -> list[Any]:
+    """`sql` read as a dashboard reads it: SET LOCAL ROLE authenticated and the JWT claims
+    set as PostgREST sets them (set_config, local to the transaction)."""
+    with c.transaction():
+        c.execute("SET LOCAL ROLE authenticated")
+        c.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        return c.execute(sql, params).fetchall()
+
+
+@pytest.mark.citus
+def test_sync_status_read_as_authenticated_and_as_a_role_given_a_tenant(cc: psycopg.Connection[Any], make_role_on_cluster: Any) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": a,
+                 "record": rec(str(uuid.uuid4()), T(1), title="a")})
+    answer, path = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": a,
+                                "record": rec(str(uuid.uuid4()), T(2), title="a2")})
+    assert (answer["status"], path) == ("applied", "worker")
+    deliver(cc, {"type": "FULL_SYNC", "table": "zone_categories", "tenant_id": a, "offset": 0, "total": 1,
+                 "sync_id": "status-1", "records": [rec(str(uuid.uuid4()), T(1), name="Hall")]})
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": a,
+                 "record": rec(str(uuid.uuid4()), T(1), priority="not a number")})   # refused, waiting
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": b,
+                 "record": rec(str(uuid.uuid4()), T(1), title="b")})
+    query = ("SELECT tenant_id::text, table_name, source_table, as_of, full_sync_state, refusals_waiting "
+             "FROM tenants.sync_status ORDER BY table_name")
+    mine = as_authenticated(cc, {"tenant_id": a}, query)
+    assert [(t, n, s, f, r) for t, n, s, _, f, r in mine] == [
+        (a, "work_orders", "adhoc_work_orders", None, 1), (a, "zones", "zone_categories", "complete", 0)]
+    # as_of: the source time of the newest applied change (lag_ms is whole milliseconds)
+    assert abs((mine[0][3] - dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)).total_seconds()) < 0.01
+    assert [r[1] for r in as_authenticated(cc, {"tenant_id": b}, query)] == ["work_orders"]
+    assert as_authenticated(cc, {"tenant_id": "not-a-uuid"}, query) == []
+    assert cc.execute("SELECT count(*) FROM tenants.sync_status").fetchone() == (0,)   # postgres: no tenant
+    # a role given a tenant (tenants.grant_tenant) sees that tenant's rows
+    role = make_role_on_cluster()
+    cc.execute("SELECT tenants.grant_tenant(%s, %s)", (role, b))
+    with cc.transaction():
+        cc.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(psycopg.sql.Identifier(role)))
+        rows = cc.execute("SELECT tenant_id::text, table_name FROM tenants.sync_status").fetchall()
+    assert rows == [(b, "work_orders")]
