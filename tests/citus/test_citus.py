@@ -867,3 +867,60 @@ def test_sync_status_read_as_authenticated_and_as_a_role_given_a_tenant(cc: psyc
         cc.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(psycopg.sql.Identifier(role)))
         rows = cc.execute("SELECT tenant_id::text, table_name FROM tenants.sync_status").fetchall()
     assert rows == [(b, "work_orders")]
+
+
+def local_bytes(c: psycopg.Connection[Any], table: str) -> int:
+    """Bytes of the coordinator's own heap of a (shell) table: 0 when its rows all live in
+    the shards."""
+    row = c.execute("SELECT pg_relation_size(%s::regclass)", (table,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.citus
+def test_a_table_mapped_at_run_time_is_distributed_by_its_first_push(cc: psycopg.Connection[Any]) -> None:
+    """docs/sources.md: a new mapping is one INSERT and its table is made on the first
+    push. On the cluster that push distributes it (colocated by tenant_id), whichever way
+    it arrives: by the receiver's two steps (the worker answers coordinator_required) or
+    by apply_webhook on the coordinator; later pushes take the worker path."""
+    anchor = cc.execute("SELECT colocationid FROM pg_dist_partition "
+                        "WHERE logicalrelid = 'optiqoflow.tombstones'::regclass").fetchone()
+    for first_by in ("receiver", "sql"):
+        suffix = uuid.uuid4().hex[:10]
+        source, target = f"rt_items_{suffix}", f"rt_{suffix}"
+        cc.execute("INSERT INTO optiqoflow.table_mappings (source_table, target_table) VALUES (%s, %s)",
+                   (source, target))
+        a, b = str(uuid.uuid4()), str(uuid.uuid4())
+        ra = str(uuid.uuid4())
+        first = {"type": "INSERT", "table": source, "tenant_id": a, "record": rec(ra, T(1), label="one")}
+        if first_by == "receiver":
+            answer, path = deliver(cc, first)
+            assert (answer["status"], path) == ("applied", "coordinator")
+        else:
+            row = cc.execute("SELECT optiqoflow.apply_webhook(%s::jsonb, %s)",
+                             (json.dumps(first), str(uuid.uuid4()))).fetchone()
+            assert row is not None and row[0]["status"] == "applied"
+        table = f"optiqoflow.{target}"
+        assert cc.execute("SELECT partmethod::text, column_to_column_name(logicalrelid, partkey), colocationid "
+                          "FROM pg_dist_partition WHERE logicalrelid = %s::regclass",
+                          (table,)).fetchone() == ("h", "tenant_id", anchor[0] if anchor else None)
+        # the tenant's next push, and another tenant's after its first (its view)
+        answer, path = deliver(cc, {"type": "UPDATE", "table": source, "tenant_id": a,
+                                    "record": rec(ra, T(2), label="two")})
+        assert (answer["status"], path) == ("applied", "worker")
+        deliver(cc, {"type": "INSERT", "table": source, "tenant_id": b, "record": rec(str(uuid.uuid4()), T(1), label="b")})
+        answer, path = deliver(cc, {"type": "INSERT", "table": source, "tenant_id": b,
+                                    "record": rec(str(uuid.uuid4()), T(2), label="b")})
+        assert (answer["status"], path) == ("applied", "worker")
+        # the rows are in the shards on the workers, none on the coordinator's heap
+        on_shards = cc.execute("SELECT sum(result::int) FROM run_command_on_shards(%s, 'SELECT count(*) FROM %%s')",
+                               (table,)).fetchone()
+        assert on_shards == (3,)
+        workers = {f"{h}:{p}" for h, p in cc.execute(
+            "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary'")}
+        holders = {n for (n,) in cc.execute("SELECT DISTINCT nodename || ':' || nodeport FROM citus_shards "
+                                            "WHERE table_name = %s::regclass", (table,))}
+        assert holders <= workers
+        assert local_bytes(cc, table) == 0
+        assert cc.execute(f'SELECT label FROM tenants."{a}_{target}"').fetchall() == [("two",)]
+        assert cc.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
