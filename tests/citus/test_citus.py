@@ -855,8 +855,9 @@ def test_sync_status_read_as_authenticated_and_as_a_role_given_a_tenant(cc: psyc
     mine = as_authenticated(cc, {"tenant_id": a}, query)
     assert [(t, n, s, f, r) for t, n, s, _, f, r in mine] == [
         (a, "work_orders", "adhoc_work_orders", None, 1), (a, "zones", "zone_categories", "complete", 0)]
-    # as_of: the source time of the newest applied change (lag_ms is whole milliseconds)
-    assert abs((mine[0][3] - dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)).total_seconds()) < 0.01
+    # as_of: the source time of the newest applied change (T(2), not T(1); to the
+    # precision of lag_ms, measured against the delivery's start on its node)
+    assert abs((mine[0][3] - dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)).total_seconds()) < 1
     assert [r[1] for r in as_authenticated(cc, {"tenant_id": b}, query)] == ["work_orders"]
     assert as_authenticated(cc, {"tenant_id": "not-a-uuid"}, query) == []
     assert cc.execute("SELECT count(*) FROM tenants.sync_status").fetchone() == (0,)   # postgres: no tenant
@@ -924,3 +925,107 @@ def test_a_table_mapped_at_run_time_is_distributed_by_its_first_push(cc: psycopg
         assert local_bytes(cc, table) == 0
         assert cc.execute(f'SELECT label FROM tenants."{a}_{target}"').fetchall() == [("two",)]
         assert cc.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
+
+
+def ours_snapshot(c: psycopg.Connection[Any]) -> dict[str, Any]:
+    """What a run of distribute() could change: every relation, view and function of
+    ours with its oid and row version (xmin), the function settings, and Citus's
+    metadata of them."""
+    rels = c.execute("SELECT c.oid::regclass::text, c.oid::int8, c.xmin::text FROM pg_class c "
+                     "WHERE c.relnamespace IN ('optiqoflow'::regnamespace, 'tenants'::regnamespace) "
+                     "AND c.relkind IN ('r', 'p', 'v') ORDER BY 1").fetchall()
+    procs = c.execute("SELECT p.oid::regprocedure::text, p.xmin::text, p.proconfig FROM pg_proc p "
+                      "WHERE p.pronamespace IN ('optiqoflow'::regnamespace, 'tenants'::regnamespace) "
+                      "ORDER BY 1").fetchall()
+    objects = c.execute("SELECT classid::int8, objid::int8, distribution_argument_index, colocationid "
+                        "FROM pg_dist_object ORDER BY 1, 2").fetchall()
+    partitions = c.execute("SELECT logicalrelid::text, partmethod::text, colocationid, repmodel::text "
+                           "FROM pg_dist_partition ORDER BY 1").fetchall()
+    return {"relations": rels, "functions": procs, "objects": objects, "partitions": partitions}
+
+
+def coordinator_heap(c: psycopg.Connection[Any]) -> dict[str, int]:
+    """Bytes in the coordinator's own heap of each distributed or reference table of ours
+    (partitions summed into their parent): all 0 when no row was left behind."""
+    return dict(c.execute(
+        """SELECT c.oid::regclass::text,
+                  pg_relation_size(c.oid) + coalesce((SELECT sum(pg_relation_size(i.inhrelid))
+                                                        FROM pg_inherits i WHERE i.inhparent = c.oid), 0)
+             FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+            WHERE NOT c.relispartition
+              AND c.relnamespace IN ('optiqoflow'::regnamespace, 'tenants'::regnamespace, 'public'::regnamespace)"""
+    ).fetchall())
+
+
+@pytest.mark.citus
+def test_distribute_moves_existing_rows_and_a_second_run_changes_nothing(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    """A database that already holds data (a one-node deployment growing into a cluster):
+    distribute() copies every row into the shards and truncates the coordinator's own,
+    invisible copy (create_distributed_table leaves it on disk); run again, it re-creates
+    no view, alters no function, registers nothing, truncates nothing, and is quick."""
+    name = "of_distribute_" + uuid.uuid4().hex[:8]
+    nodes = node_dsns(cc, cluster)
+    params = conninfo_to_dict(cluster)
+    dsns = {node: make_conninfo(dsn, dbname=name) for node, dsn in nodes.items()}
+    try:
+        for node, dsn in nodes.items():
+            with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as c:
+                c.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+            with psycopg.connect(dsns[node], autocommit=True) as c:
+                c.execute("CREATE EXTENSION citus")
+        coordinator = dsns["coordinator"]
+        with psycopg.connect(coordinator, autocommit=True) as c:
+            c.execute("SELECT citus_set_coordinator_host(%s, %s)", (params.get("host", "127.0.0.1"),
+                                                                     int(params.get("port", 5432))))
+            for node in nodes:
+                if node != "coordinator":
+                    host, port = node.rsplit(":", 1)
+                    c.execute("SELECT citus_add_node(%s, %s)", (host, int(port)))
+        migrate.upgrade(coordinator)
+        tenants = [str(uuid.uuid4()) for _ in range(4)]
+        with psycopg.connect(coordinator, autocommit=True) as c:
+            for i, t in enumerate(tenants):   # before distribution: plain tables on the coordinator
+                for table, record in (("adhoc_work_orders", rec(str(uuid.uuid4()), T(1), title=f"w{i}")),
+                                      ("zone_categories", rec(str(uuid.uuid4()), T(1), name=f"z{i}"))):
+                    row = c.execute("SELECT optiqoflow.apply_webhook(%s::jsonb, %s)",
+                                    (json.dumps({"type": "INSERT", "table": table, "tenant_id": t, "record": record}),
+                                     str(uuid.uuid4()))).fetchone()
+                    assert row is not None and row[0]["status"] == "applied"
+            before = c.execute("SELECT (SELECT count(*) FROM optiqoflow.work_orders), (SELECT count(*) FROM optiqoflow.zones), "
+                               "(SELECT count(*) FROM optiqoflow.webhook_logs), "
+                               "(SELECT count(*) FROM tenants.tenant_data_push_log)").fetchone()
+            first = c.execute("SELECT optiqoflow.distribute(4)").fetchone()
+            assert first is not None
+            assert "optiqoflow.work_orders" in first[0]["distributed"]
+            assert {"optiqoflow.work_orders", "optiqoflow.zones", "optiqoflow.webhook_logs",
+                    "optiqoflow.table_mappings"} <= set(first[0]["truncated"])
+            assert first[0]["views"] == 2 * len(tenants)
+            # the views made before distribution are on every worker with their grants
+            granted = ("SELECT count(*) FROM pg_class WHERE relnamespace = 'tenants'::regnamespace AND relkind = 'v' "
+                       "AND relname <> 'sync_status' AND relacl::text LIKE '%authenticated=r/%'")
+            assert set(workers_say(c, granted)) == {str(2 * len(tenants))}
+            heap = coordinator_heap(c)
+            assert {t: n for t, n in heap.items() if n} == {}
+            assert "optiqoflow.work_orders" in heap and "optiqoflow.webhook_logs" in heap
+            after = c.execute("SELECT (SELECT count(*) FROM optiqoflow.work_orders), (SELECT count(*) FROM optiqoflow.zones), "
+                              "(SELECT count(*) FROM optiqoflow.webhook_logs), "
+                              "(SELECT count(*) FROM tenants.tenant_data_push_log)").fetchone()
+            assert after == before and before is not None and before[0] == len(tenants)
+
+            snapshot = ours_snapshot(c)
+            started = time.monotonic()
+            again = c.execute("SELECT optiqoflow.distribute()").fetchone()
+            elapsed = time.monotonic() - started
+            assert again == ({"citus": True, "reference": [], "distributed": [], "functions": 0, "views": 0,
+                              "truncated": []},)
+            assert ours_snapshot(c) == snapshot
+            assert elapsed < 2.0, elapsed
+            # and the cluster delivers: a tenant's view, a worker-path update
+            answer, path = deliver(c, {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenants[0],
+                                       "record": rec(str(uuid.uuid4()), T(2), title="after")})
+            assert (answer["status"], path) == ("applied", "worker")
+            assert c.execute(f'SELECT count(*) FROM tenants."{tenants[0]}_work_orders"').fetchone() == (2,)
+    finally:
+        for dsn in nodes.values():
+            with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as c:
+                c.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
