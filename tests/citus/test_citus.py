@@ -1029,3 +1029,69 @@ def test_distribute_moves_existing_rows_and_a_second_run_changes_nothing(cluster
         for dsn in nodes.values():
             with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as c:
                 c.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+
+REFILL_CLAIM = "UPDATE public.chart_data_cache SET refresh_started_at = now() WHERE id = %s AND tenant_id = %s RETURNING generation"
+REFILL_STORE = ("UPDATE public.chart_data_cache SET data = %s, is_valid = true, computed_at = now(), refresh_started_at = NULL "
+                "WHERE id = %s AND tenant_id = %s AND generation = %s")
+REFILL_LOCK = ("SELECT coalesce(bool_and(e.is_valid), true) FROM (SELECT c.is_valid FROM public.chart_data_cache c "
+               "WHERE c.chart_id = %s AND c.tenant_id = %s FOR SHARE) e")
+REFILL_FRESH = "UPDATE public.charts SET cache_status = 'fresh', stale_since = NULL WHERE id = %s AND cache_status <> 'fresh'"
+
+
+def refill_mark_fresh(c: psycopg.Connection[Any], chart: str, tenant: str) -> bool:
+    """Step 3 of docs/semantics.md's cluster-safe refill recipe, in one transaction."""
+    with c.transaction():
+        row = c.execute(REFILL_LOCK, (chart, tenant)).fetchone()
+        assert row is not None
+        if row[0]:
+            c.execute(REFILL_FRESH, (chart,))
+        return bool(row[0])
+
+
+@pytest.mark.citus
+def test_cluster_safe_refill_recipe_waits_for_an_uncommitted_invalidation(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant, "record": rec(rid, T(1), title="old")})
+    row = cc.execute("INSERT INTO public.charts (tenant_id, title) VALUES (%s, 'refill') RETURNING id::text",
+                     (tenant,)).fetchone()
+    assert row is not None
+    chart = row[0]
+    cc.execute("INSERT INTO public.chart_table_dependencies (chart_id, table_name) VALUES (%s, 'work_orders')", (chart,))
+    entry = cc.execute("INSERT INTO public.chart_data_cache (chart_id, tenant_id, data) VALUES (%s, %s, '[0]') "
+                       "RETURNING id", (chart, tenant)).fetchone()
+    assert entry is not None
+    # the one-node recipe's step 3 is what Citus refuses
+    with pytest.raises(psycopg.errors.FeatureNotSupported):
+        cc.execute("UPDATE public.charts SET cache_status = 'fresh' WHERE id = %s AND (SELECT coalesce(bool_and(e.is_valid), "
+                   "true) FROM (SELECT c.is_valid FROM public.chart_data_cache c WHERE c.chart_id = %s FOR SHARE) e)",
+                   (chart, chart))
+    answer, path = deliver(cc, {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenant,
+                                "record": rec(rid, T(2), title="new")})
+    assert (answer["charts_invalidated"], path) == ([chart], "worker")
+
+    def status() -> Any:
+        return cc.execute("SELECT c.cache_status, e.is_valid FROM public.charts c JOIN public.chart_data_cache e "
+                          "ON e.chart_id = c.id AND e.tenant_id = %s WHERE c.id = %s", (tenant, chart)).fetchone()
+
+    assert status() == ("stale", False)
+    # the refill: claim, compute, store, mark fresh
+    generation = cc.execute(REFILL_CLAIM, (entry[0], tenant)).fetchone()
+    assert generation is not None
+    assert cc.execute(REFILL_STORE, ('[1]', entry[0], tenant, generation[0])).rowcount == 1
+    assert refill_mark_fresh(cc, chart, tenant)
+    assert status() == ("fresh", True)
+
+    # a delivery's invalidation not committed yet: step 3 waits for it, then sees it
+    with psycopg.connect(cluster) as delivery:
+        delivery.execute("SELECT public.invalidate_chart_cache_for_tables(%s, ARRAY['work_orders'])", (tenant,))
+        result: list[bool] = []
+        with psycopg.connect(cluster, autocommit=True) as dashboard:
+            thread = threading.Thread(target=lambda: result.append(refill_mark_fresh(dashboard, chart, tenant)))
+            thread.start()
+            thread.join(1.0)
+            assert thread.is_alive(), "step 3 did not wait for the uncommitted invalidation"
+            delivery.commit()
+            thread.join(10)
+    assert result == [False]
+    assert status() == ("stale", False)
