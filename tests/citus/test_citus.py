@@ -1095,3 +1095,84 @@ def test_cluster_safe_refill_recipe_waits_for_an_uncommitted_invalidation(cluste
             thread.join(10)
     assert result == [False]
     assert status() == ("stale", False)
+
+
+def cli_status(dsn: str, *args: str) -> tuple[int, Any]:
+    """Like cli(), for a command whose exit status says something (reconcile: 1 on
+    drift): (exit status, its JSON output)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": dsn}
+    done = subprocess.run([sys.executable, "-m", "operations.cli", *args, "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.fixture
+def source_on_the_cluster_host(cluster: str) -> Iterator[str]:
+    """A plain database (no citus extension) beside the coordinator's, holding the
+    simulator's source schema `optiqo`: the source `optiqoflow reconcile` reads."""
+    from simulator import source as simsource
+
+    name = "of_source_" + uuid.uuid4().hex[:8]
+    admin = make_conninfo(cluster, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    dsn = make_conninfo(cluster, dbname=name)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(simsource.schema_sql())
+        yield dsn
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+
+@pytest.mark.citus
+def test_fingerprints_and_reconcile_on_the_cluster(cluster: str, cc: psycopg.Connection[Any],
+                                                   source_on_the_cluster_host: str) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    with psycopg.connect(source_on_the_cluster_host, autocommit=True) as src:
+        src.execute(
+            """INSERT INTO optiqo.adhoc_work_orders (id, tenant_id, site_id, title, status, priority, created_at, updated_at)
+               SELECT gen_random_uuid(), t, gen_random_uuid(), 'wo ' || i, 'open', 3, now(),
+                      now() - i * interval '1 minute' + interval '0.123456 seconds'
+                 FROM unnest(%s::uuid[]) t, generate_series(1, 3) i""", ([a, b],))
+        src.execute(
+            """INSERT INTO optiqo.zone_categories (id, tenant_id, name, active, created_at, updated_at)
+               SELECT gen_random_uuid(), %s, 'zone ' || i, true, now(), now() FROM generate_series(1, 2) i""", (a,))
+        paths = []
+        for table in ("adhoc_work_orders", "zone_categories"):   # as Optiqo sends them, through the two steps
+            for (record,) in src.execute(f"SELECT jsonb_strip_nulls(to_jsonb(t)) FROM optiqo.{table} t ORDER BY t.updated_at"):
+                answer, path = deliver(cc, {"type": "INSERT", "table": table, "record": record})
+                assert answer["status"] == "applied", answer
+                paths.append(path)
+        assert "worker" in paths
+        # the fingerprint on the coordinator is the source's, by the one formula
+        query = cc.execute("SELECT optiqoflow.fingerprint_query('optiqo', 'adhoc_work_orders')").fetchone()
+        assert query is not None
+        theirs = {str(t): (n, s) for t, n, s in psycopg.RawCursor(src).execute(query[0], ([a, b],))}
+        ours = {t: tuple(cc.execute("SELECT row_count, checksum FROM optiqoflow.table_fingerprint(%s, 'adhoc_work_orders')",
+                                    (t,)).fetchone() or ()) for t in (a, b)}
+        assert ours == theirs and ours[a][0] == 3
+        # the same query on the cluster's table, for several tenants at once (a multi-shard query)
+        mine = cc.execute("SELECT optiqoflow.fingerprint_query('optiqoflow', 'work_orders')").fetchone()
+        assert mine is not None
+        assert {str(t): (n, s) for t, n, s in psycopg.RawCursor(cc).execute(mine[0], ([a, b],))} == theirs
+
+        code, report = cli_status(cluster, "reconcile", "--source-dsn", source_on_the_cluster_host,
+                                  "--tenant", a, "--tenant", b)
+        assert (code, report["checked"], report["drifted"]) == (0, 3, []), report
+        # a change of tenant b's work orders that never arrived
+        src.execute("UPDATE optiqo.adhoc_work_orders SET updated_at = updated_at + interval '1 microsecond' "
+                    "WHERE id = (SELECT id FROM optiqo.adhoc_work_orders WHERE tenant_id = %s LIMIT 1)", (b,))
+    code, report = cli_status(cluster, "reconcile", "--source-dsn", source_on_the_cluster_host,
+                              "--tenant", a, "--tenant", b)
+    assert code == 1
+    assert [(d["tenant_id"], d["source_table"], d["target_table"]) for d in report["drifted"]] == [
+        (b, "adhoc_work_orders", "work_orders")]
+    code, report = cli_status(cluster, "reconcile", "--source-dsn", source_on_the_cluster_host,
+                              "--tenant", a, "--table", "zone_categories")
+    assert (code, report["checked"]) == (0, 1)
