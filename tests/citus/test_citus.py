@@ -1176,3 +1176,72 @@ def test_fingerprints_and_reconcile_on_the_cluster(cluster: str, cc: psycopg.Con
     code, report = cli_status(cluster, "reconcile", "--source-dsn", source_on_the_cluster_host,
                               "--tenant", a, "--table", "zone_categories")
     assert (code, report["checked"]) == (0, 1)
+
+
+@pytest.mark.citus
+def test_chart_dependencies_command_on_the_cluster(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    """`optiqoflow charts deps` rewrites the reference table chart_table_dependencies on the
+    coordinator, and a worker-path delivery invalidates the charts it names."""
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant, "record": rec(rid, T(1), title="a")})
+    charts = {}
+    for title, query in (("by view", f'SELECT count(*) FROM tenants."{tenant}_work_orders"'),
+                         ("joined", "SELECT z.name, count(*) FROM optiqoflow.zones z JOIN work_orders w ON w.tenant_id = z.tenant_id "
+                                    "GROUP BY 1")):
+        row = cc.execute("INSERT INTO public.charts (tenant_id, title, query) VALUES (%s, %s, %s) RETURNING id::text",
+                         (tenant, title, query)).fetchone()
+        assert row is not None
+        charts[title] = row[0]
+    report = cli(cluster, "charts", "deps")
+    mine = {c["id"]: c["tables"] for c in report["charts"] if c["id"] in charts.values()}
+    assert mine == {charts["by view"]: ["work_orders"], charts["joined"]: ["work_orders", "zones"]}
+    assert cc.execute("SELECT chart_id::text, table_name FROM public.chart_table_dependencies WHERE chart_id = ANY (%s::uuid[]) "
+                      "ORDER BY 2, 1", (list(charts.values()),)).fetchall() == sorted(
+        [(charts["by view"], "work_orders"), (charts["joined"], "work_orders"), (charts["joined"], "zones")],
+        key=lambda r: (r[1], r[0]))
+    answer, path = deliver(cc, {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenant,
+                                "record": rec(rid, T(2), title="b")})
+    assert (sorted(answer["charts_invalidated"]), path) == (sorted(charts.values()), "worker")
+    # a chart's SQL changes: the next run removes what it no longer reads
+    cc.execute("UPDATE public.charts SET query = 'SELECT count(*) FROM optiqoflow.zones' WHERE id = %s", (charts["joined"],))
+    report = cli(cluster, "charts", "deps")
+    assert report["removed"] >= 1
+    assert cc.execute("SELECT table_name FROM public.chart_table_dependencies WHERE chart_id = %s",
+                      (charts["joined"],)).fetchall() == [("zones",)]
+
+
+@pytest.mark.citus
+def test_grant_tenant_and_moving_a_role_on_the_cluster(cc: psycopg.Connection[Any], make_role_on_cluster: Any) -> None:
+    """tenants.grant_tenant on the coordinator: the role (created there, so on every node)
+    reads its tenant's view and, through row-level security, its tenant's rows of the base
+    table; granting another tenant moves it (the first tenant's views are revoked)."""
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    for t in (a, b):
+        deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": t,
+                     "record": rec(str(uuid.uuid4()), T(1), title=t[:8])})
+    role = make_role_on_cluster()
+    assert cc.execute("SELECT tenants.grant_tenant(%s, %s)", (role, a)).fetchone() == (1,)
+
+    def read(sql: str) -> Any:
+        with cc.transaction():
+            cc.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(psycopg.sql.Identifier(role)))
+            return cc.execute(sql).fetchall()
+
+    def denied(sql: str) -> bool:
+        try:
+            read(sql)
+        except psycopg.errors.InsufficientPrivilege:
+            return True
+        return False
+
+    assert read(f'SELECT title FROM tenants."{a}_work_orders"') == [(a[:8],)]
+    assert read("SELECT DISTINCT tenant_id::text FROM optiqoflow.work_orders") == [(a,)]
+    assert denied(f'SELECT title FROM tenants."{b}_work_orders"')
+    assert cc.execute("SELECT tenants.grant_tenant(%s, %s)", (role, b)).fetchone() == (1,)
+    assert denied(f'SELECT title FROM tenants."{a}_work_orders"')
+    assert read(f'SELECT title FROM tenants."{b}_work_orders"') == [(b[:8],)]
+    assert read("SELECT DISTINCT tenant_id::text FROM optiqoflow.work_orders") == [(b,)]
+    # a role that cannot be limited is refused on the cluster too
+    with pytest.raises(psycopg.Error) as refused:
+        cc.execute("SELECT tenants.grant_tenant('authenticated', %s)", (a,))
+    assert refused.value.sqlstate == "OF015"
