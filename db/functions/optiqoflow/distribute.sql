@@ -58,6 +58,7 @@ DECLARE
     v_known     boolean;
     v_truncated text[] := ARRAY[]::text[];
     v_new_oids  oid[] := ARRAY[]::oid[];
+    v_oids      oid[];
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
         RAISE NOTICE 'optiqoflow.distribute: the citus extension is not installed in this database; nothing changed';
@@ -252,8 +253,8 @@ BEGIN
     --    when it distributes the table, but without their grants), and any Citus does not
     --    know (pg_dist_object); a view made after distribution reached the workers with
     --    its grants when it was made, and is left alone.
-    FOR v_view IN EXECUTE format(
-        'SELECT c.oid, c.relname, pg_get_viewdef(c.oid) AS def, c.relacl
+    EXECUTE format(
+        'SELECT coalesce(array_agg(c.oid), ARRAY[]::oid[])
            FROM pg_class c
           WHERE c.relnamespace = ''tenants''::regnamespace AND c.relkind = ''v''
             AND c.relname ~ ''^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_''
@@ -261,8 +262,13 @@ BEGIN
                  OR EXISTS (SELECT FROM pg_rewrite r JOIN pg_depend d
                                  ON d.classid = ''pg_rewrite''::regclass AND d.objid = r.oid
                              WHERE r.ev_class = c.oid AND d.refclassid = ''pg_class''::regclass
-                               AND d.refobjid = ANY ($1)))
-          ORDER BY c.relname', 'pg_dist_object') USING v_new_oids
+                               AND d.refobjid = ANY ($1)))', 'pg_dist_object')
+       INTO v_oids USING v_new_oids;
+    FOR v_view IN
+        SELECT c.oid, c.relname, pg_get_viewdef(c.oid) AS def, c.relacl
+          FROM pg_class c
+         WHERE c.oid = ANY (v_oids)
+         ORDER BY c.relname
     LOOP
         EXECUTE format('CREATE OR REPLACE VIEW tenants.%I WITH (security_invoker = true, security_barrier = true) AS %s',
                        v_view.relname, v_view.def);
@@ -280,14 +286,16 @@ BEGIN
     --    create_reference_table copy them into the shards) are still in the coordinator's
     --    own heap of the table, invisible: truncated, for the tables of this run and any an
     --    earlier version of this function left (their heap, or a partition's, not empty)
-    FOR v_rel IN EXECUTE format(
-        'SELECT c.oid::regclass
+    EXECUTE format(
+        'SELECT coalesce(array_agg(c.oid ORDER BY c.oid::regclass::text), ARRAY[]::oid[])
            FROM pg_catalog.%I p JOIN pg_class c ON c.oid = p.logicalrelid
           WHERE c.relnamespace IN (''optiqoflow''::regnamespace, ''tenants''::regnamespace, ''public''::regnamespace)
             AND NOT c.relispartition AND (p.partmethod = ''h'' OR p.repmodel = ''t'')
             AND (pg_relation_size(c.oid) > 0
-                 OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = c.oid AND pg_relation_size(i.inhrelid) > 0))
-          ORDER BY 1', 'pg_dist_partition')
+                 OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = c.oid AND pg_relation_size(i.inhrelid) > 0))',
+        'pg_dist_partition')
+       INTO v_oids;
+    FOR v_rel IN SELECT x.oid::regclass FROM unnest(v_oids) WITH ORDINALITY x(oid, ord) ORDER BY x.ord
     LOOP
         EXECUTE format('SELECT pg_catalog.%I($1)', 'truncate_local_data_after_distributing_table') USING v_rel;
         v_truncated := v_truncated || v_rel::text;
