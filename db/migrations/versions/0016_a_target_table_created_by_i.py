@@ -2,8 +2,8 @@
 
 Frozen function copies: optiqoflow/_ensure_target_table.sql
 
-Revision ID: 0015_a_target_table_created_by_i
-Revises: 0014_tenants_sync_status_read_th
+Revision ID: 0016_a_target_table_created_by_i
+Revises: 0015_tenants_sync_status_read_th
 Create Date: 2026-12-07T18:27:30+00:00
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from alembic import op
 from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision
 
-revision = '0015_a_target_table_created_by_i'
-down_revision = '0014_tenants_sync_status_read_th'
+revision = '0016_a_target_table_created_by_i'
+down_revision = '0015_tenants_sync_status_read_th'
 branch_labels = None
 depends_on = None
 

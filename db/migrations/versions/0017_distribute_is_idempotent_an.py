@@ -2,8 +2,8 @@
 
 Frozen function copies: optiqoflow/distribute.sql
 
-Revision ID: 0016_distribute_is_idempotent_an
-Revises: 0015_a_target_table_created_by_i
+Revision ID: 0017_distribute_is_idempotent_an
+Revises: 0016_a_target_table_created_by_i
 Create Date: 2026-12-07T18:31:05+00:00
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from alembic import op
 from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision
 
-revision = '0016_distribute_is_idempotent_an'
-down_revision = '0015_a_target_table_created_by_i'
+revision = '0017_distribute_is_idempotent_an'
+down_revision = '0016_a_target_table_created_by_i'
 branch_labels = None
 depends_on = None
 

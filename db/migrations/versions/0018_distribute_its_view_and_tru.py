@@ -2,8 +2,8 @@
 
 Frozen function copies: optiqoflow/distribute.sql
 
-Revision ID: 0017_distribute_its_view_and_tru
-Revises: 0016_distribute_is_idempotent_an
+Revision ID: 0018_distribute_its_view_and_tru
+Revises: 0017_distribute_is_idempotent_an
 Create Date: 2026-12-07T18:51:13+00:00
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from alembic import op
 from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision
 
-revision = '0017_distribute_its_view_and_tru'
-down_revision = '0016_distribute_is_idempotent_an'
+revision = '0018_distribute_its_view_and_tru'
+down_revision = '0017_distribute_is_idempotent_an'
 branch_labels = None
 depends_on = None
 
