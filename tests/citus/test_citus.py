@@ -10,6 +10,7 @@ extension there, they skip and say why.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -58,6 +59,26 @@ def cluster() -> Iterator[str]:
 def cc(cluster: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(cluster, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture
+def make_role_on_cluster(cc: psycopg.Connection[Any]) -> Iterator[Any]:
+    """CREATE ROLE <prefix>_<random> LOGIN on the coordinator (Citus creates it on the
+    workers too); its tenant, grants and the role removed afterwards."""
+    made: list[str] = []
+
+    def make(prefix: str = "bi") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        cc.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(name)))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        ident = psycopg.sql.Identifier(name)
+        cc.execute("DELETE FROM tenants.role_tenants WHERE role_name = %s", (name,))
+        cc.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(ident))
+        cc.execute(psycopg.sql.SQL("DROP ROLE {}").format(ident))
 
 
 def deliver(c: psycopg.Connection[Any], payload: dict[str, Any], delivery_id: str | None = None) -> tuple[dict[str, Any], str]:
@@ -807,3 +828,427 @@ def test_a_null_tenant_is_refused_on_the_coordinator_which_survives(cc: psycopg.
                                 str(uuid.uuid4()))).fetchone()
             assert answer is not None and answer[0]["status"] == "applied"
             assert answer[0]["log_id"] >= 1 << 48, day   # a worker's id range
+
+
+# --- what a tenant and a DBA read and run on the cluster -------------------------------
+
+
+def as_authenticated(c: psycopg.Connection[Any], claims: dict[str, Any], sql: str,
+                     params: Any = None) -> list[Any]:
+    """`sql` read as a dashboard reads it: SET LOCAL ROLE authenticated and the JWT claims
+    set as PostgREST sets them (set_config, local to the transaction)."""
+    with c.transaction():
+        c.execute("SET LOCAL ROLE authenticated")
+        c.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        return c.execute(sql, params).fetchall()
+
+
+@pytest.mark.citus
+def test_sync_status_read_as_authenticated_and_as_a_role_given_a_tenant(cc: psycopg.Connection[Any], make_role_on_cluster: Any) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": a,
+                 "record": rec(str(uuid.uuid4()), T(1), title="a")})
+    answer, path = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": a,
+                                "record": rec(str(uuid.uuid4()), T(2), title="a2")})
+    assert (answer["status"], path) == ("applied", "worker")
+    deliver(cc, {"type": "FULL_SYNC", "table": "zone_categories", "tenant_id": a, "offset": 0, "total": 1,
+                 "sync_id": "status-1", "records": [rec(str(uuid.uuid4()), T(1), name="Hall")]})
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": a,
+                 "record": rec(str(uuid.uuid4()), T(1), priority="not a number")})   # refused, waiting
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": b,
+                 "record": rec(str(uuid.uuid4()), T(1), title="b")})
+    query = ("SELECT tenant_id::text, table_name, source_table, as_of, full_sync_state, refusals_waiting "
+             "FROM tenants.sync_status ORDER BY table_name")
+    mine = as_authenticated(cc, {"tenant_id": a}, query)
+    assert [(t, n, s, f, r) for t, n, s, _, f, r in mine] == [
+        (a, "work_orders", "adhoc_work_orders", None, 1), (a, "zones", "zone_categories", "complete", 0)]
+    # as_of: the source time of the newest applied change (T(2), not T(1); to the
+    # precision of lag_ms, measured against the delivery's start on its node)
+    assert abs((mine[0][3] - dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)).total_seconds()) < 1
+    assert [r[1] for r in as_authenticated(cc, {"tenant_id": b}, query)] == ["work_orders"]
+    assert as_authenticated(cc, {"tenant_id": "not-a-uuid"}, query) == []
+    assert cc.execute("SELECT count(*) FROM tenants.sync_status").fetchone() == (0,)   # postgres: no tenant
+    # a role given a tenant (tenants.grant_tenant) sees that tenant's rows
+    role = make_role_on_cluster()
+    cc.execute("SELECT tenants.grant_tenant(%s, %s)", (role, b))
+    with cc.transaction():
+        cc.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(psycopg.sql.Identifier(role)))
+        rows = cc.execute("SELECT tenant_id::text, table_name FROM tenants.sync_status").fetchall()
+    assert rows == [(b, "work_orders")]
+
+
+def local_bytes(c: psycopg.Connection[Any], table: str) -> int:
+    """Bytes of the coordinator's own heap of a (shell) table: 0 when its rows all live in
+    the shards."""
+    row = c.execute("SELECT pg_relation_size(%s::regclass)", (table,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.citus
+def test_a_table_mapped_at_run_time_is_distributed_by_its_first_push(cc: psycopg.Connection[Any]) -> None:
+    """docs/sources.md: a new mapping is one INSERT and its table is made on the first
+    push. On the cluster that push distributes it (colocated by tenant_id), whichever way
+    it arrives: by the receiver's two steps (the worker answers coordinator_required) or
+    by apply_webhook on the coordinator; later pushes take the worker path."""
+    anchor = cc.execute("SELECT colocationid FROM pg_dist_partition "
+                        "WHERE logicalrelid = 'optiqoflow.tombstones'::regclass").fetchone()
+    for first_by in ("receiver", "sql"):
+        suffix = uuid.uuid4().hex[:10]
+        source, target = f"rt_items_{suffix}", f"rt_{suffix}"
+        cc.execute("INSERT INTO optiqoflow.table_mappings (source_table, target_table) VALUES (%s, %s)",
+                   (source, target))
+        a, b = str(uuid.uuid4()), str(uuid.uuid4())
+        ra = str(uuid.uuid4())
+        first = {"type": "INSERT", "table": source, "tenant_id": a, "record": rec(ra, T(1), label="one")}
+        if first_by == "receiver":
+            answer, path = deliver(cc, first)
+            assert (answer["status"], path) == ("applied", "coordinator")
+        else:
+            row = cc.execute("SELECT optiqoflow.apply_webhook(%s::jsonb, %s)",
+                             (json.dumps(first), str(uuid.uuid4()))).fetchone()
+            assert row is not None and row[0]["status"] == "applied"
+        table = f"optiqoflow.{target}"
+        assert cc.execute("SELECT partmethod::text, column_to_column_name(logicalrelid, partkey), colocationid "
+                          "FROM pg_dist_partition WHERE logicalrelid = %s::regclass",
+                          (table,)).fetchone() == ("h", "tenant_id", anchor[0] if anchor else None)
+        # the tenant's next push, and another tenant's after its first (its view)
+        answer, path = deliver(cc, {"type": "UPDATE", "table": source, "tenant_id": a,
+                                    "record": rec(ra, T(2), label="two")})
+        assert (answer["status"], path) == ("applied", "worker")
+        deliver(cc, {"type": "INSERT", "table": source, "tenant_id": b, "record": rec(str(uuid.uuid4()), T(1), label="b")})
+        answer, path = deliver(cc, {"type": "INSERT", "table": source, "tenant_id": b,
+                                    "record": rec(str(uuid.uuid4()), T(2), label="b")})
+        assert (answer["status"], path) == ("applied", "worker")
+        # the rows are in the shards on the workers, none on the coordinator's heap
+        on_shards = cc.execute("SELECT sum(result::int) FROM run_command_on_shards(%s, 'SELECT count(*) FROM %%s')",
+                               (table,)).fetchone()
+        assert on_shards == (3,)
+        workers = {f"{h}:{p}" for h, p in cc.execute(
+            "SELECT nodename, nodeport FROM pg_dist_node WHERE groupid <> 0 AND noderole = 'primary'")}
+        holders = {n for (n,) in cc.execute("SELECT DISTINCT nodename || ':' || nodeport FROM citus_shards "
+                                            "WHERE table_name = %s::regclass", (table,))}
+        assert holders <= workers
+        assert local_bytes(cc, table) == 0
+        assert cc.execute(f'SELECT label FROM tenants."{a}_{target}"').fetchall() == [("two",)]
+        assert cc.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
+
+
+def ours_snapshot(c: psycopg.Connection[Any]) -> dict[str, Any]:
+    """What a run of distribute() could change: every relation, view and function of
+    ours with its oid and row version (xmin), the function settings, and Citus's
+    metadata of them."""
+    rels = c.execute("SELECT c.oid::regclass::text, c.oid::int8, c.xmin::text FROM pg_class c "
+                     "WHERE c.relnamespace IN ('optiqoflow'::regnamespace, 'tenants'::regnamespace) "
+                     "AND c.relkind IN ('r', 'p', 'v') ORDER BY 1").fetchall()
+    procs = c.execute("SELECT p.oid::regprocedure::text, p.xmin::text, p.proconfig FROM pg_proc p "
+                      "WHERE p.pronamespace IN ('optiqoflow'::regnamespace, 'tenants'::regnamespace) "
+                      "ORDER BY 1").fetchall()
+    objects = c.execute("SELECT classid::int8, objid::int8, distribution_argument_index, colocationid "
+                        "FROM pg_dist_object ORDER BY 1, 2").fetchall()
+    partitions = c.execute("SELECT logicalrelid::text, partmethod::text, colocationid, repmodel::text "
+                           "FROM pg_dist_partition ORDER BY 1").fetchall()
+    return {"relations": rels, "functions": procs, "objects": objects, "partitions": partitions}
+
+
+def coordinator_heap(c: psycopg.Connection[Any]) -> dict[str, int]:
+    """Bytes in the coordinator's own heap of each distributed or reference table of ours
+    (partitions summed into their parent): all 0 when no row was left behind."""
+    return dict(c.execute(
+        """SELECT c.oid::regclass::text,
+                  pg_relation_size(c.oid) + coalesce((SELECT sum(pg_relation_size(i.inhrelid))
+                                                        FROM pg_inherits i WHERE i.inhparent = c.oid), 0)
+             FROM pg_dist_partition p JOIN pg_class c ON c.oid = p.logicalrelid
+            WHERE NOT c.relispartition
+              AND c.relnamespace IN ('optiqoflow'::regnamespace, 'tenants'::regnamespace, 'public'::regnamespace)"""
+    ).fetchall())
+
+
+@pytest.mark.citus
+def test_distribute_moves_existing_rows_and_a_second_run_changes_nothing(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    """A database that already holds data (a one-node deployment growing into a cluster):
+    distribute() copies every row into the shards and truncates the coordinator's own,
+    invisible copy (create_distributed_table leaves it on disk); run again, it re-creates
+    no view, alters no function, registers nothing, truncates nothing, and is quick."""
+    name = "of_distribute_" + uuid.uuid4().hex[:8]
+    nodes = node_dsns(cc, cluster)
+    params = conninfo_to_dict(cluster)
+    dsns = {node: make_conninfo(dsn, dbname=name) for node, dsn in nodes.items()}
+    try:
+        for node, dsn in nodes.items():
+            with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as c:
+                c.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+            with psycopg.connect(dsns[node], autocommit=True) as c:
+                c.execute("CREATE EXTENSION citus")
+        coordinator = dsns["coordinator"]
+        with psycopg.connect(coordinator, autocommit=True) as c:
+            c.execute("SELECT citus_set_coordinator_host(%s, %s)", (params.get("host", "127.0.0.1"),
+                                                                     int(params.get("port", 5432))))
+            for node in nodes:
+                if node != "coordinator":
+                    host, port = node.rsplit(":", 1)
+                    c.execute("SELECT citus_add_node(%s, %s)", (host, int(port)))
+        migrate.upgrade(coordinator)
+        tenants = [str(uuid.uuid4()) for _ in range(4)]
+        with psycopg.connect(coordinator, autocommit=True) as c:
+            for i, t in enumerate(tenants):   # before distribution: plain tables on the coordinator
+                for table, record in (("adhoc_work_orders", rec(str(uuid.uuid4()), T(1), title=f"w{i}")),
+                                      ("zone_categories", rec(str(uuid.uuid4()), T(1), name=f"z{i}"))):
+                    row = c.execute("SELECT optiqoflow.apply_webhook(%s::jsonb, %s)",
+                                    (json.dumps({"type": "INSERT", "table": table, "tenant_id": t, "record": record}),
+                                     str(uuid.uuid4()))).fetchone()
+                    assert row is not None and row[0]["status"] == "applied"
+            before = c.execute("SELECT (SELECT count(*) FROM optiqoflow.work_orders), (SELECT count(*) FROM optiqoflow.zones), "
+                               "(SELECT count(*) FROM optiqoflow.webhook_logs), "
+                               "(SELECT count(*) FROM tenants.tenant_data_push_log)").fetchone()
+            first = c.execute("SELECT optiqoflow.distribute(4)").fetchone()
+            assert first is not None
+            assert "optiqoflow.work_orders" in first[0]["distributed"]
+            assert {"optiqoflow.work_orders", "optiqoflow.zones", "optiqoflow.webhook_logs",
+                    "optiqoflow.table_mappings"} <= set(first[0]["truncated"])
+            assert first[0]["views"] == 2 * len(tenants)
+            # the views made before distribution are on every worker with their grants
+            granted = ("SELECT count(*) FROM pg_class WHERE relnamespace = 'tenants'::regnamespace AND relkind = 'v' "
+                       "AND relname <> 'sync_status' AND relacl::text LIKE '%authenticated=r/%'")
+            assert set(workers_say(c, granted)) == {str(2 * len(tenants))}
+            heap = coordinator_heap(c)
+            assert {t: n for t, n in heap.items() if n} == {}
+            assert "optiqoflow.work_orders" in heap and "optiqoflow.webhook_logs" in heap
+            after = c.execute("SELECT (SELECT count(*) FROM optiqoflow.work_orders), (SELECT count(*) FROM optiqoflow.zones), "
+                              "(SELECT count(*) FROM optiqoflow.webhook_logs), "
+                              "(SELECT count(*) FROM tenants.tenant_data_push_log)").fetchone()
+            assert after == before and before is not None and before[0] == len(tenants)
+
+            snapshot = ours_snapshot(c)
+            started = time.monotonic()
+            again = c.execute("SELECT optiqoflow.distribute()").fetchone()
+            elapsed = time.monotonic() - started
+            assert again == ({"citus": True, "reference": [], "distributed": [], "functions": 0, "views": 0,
+                              "truncated": []},)
+            assert ours_snapshot(c) == snapshot
+            assert elapsed < 2.0, elapsed
+            # and the cluster delivers: a tenant's view, a worker-path update
+            answer, path = deliver(c, {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenants[0],
+                                       "record": rec(str(uuid.uuid4()), T(2), title="after")})
+            assert (answer["status"], path) == ("applied", "worker")
+            assert c.execute(f'SELECT count(*) FROM tenants."{tenants[0]}_work_orders"').fetchone() == (2,)
+    finally:
+        for dsn in nodes.values():
+            with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as c:
+                c.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+
+REFILL_CLAIM = "UPDATE public.chart_data_cache SET refresh_started_at = now() WHERE id = %s AND tenant_id = %s RETURNING generation"
+REFILL_STORE = ("UPDATE public.chart_data_cache SET data = %s, is_valid = true, computed_at = now(), refresh_started_at = NULL "
+                "WHERE id = %s AND tenant_id = %s AND generation = %s")
+REFILL_LOCK = ("SELECT coalesce(bool_and(e.is_valid), true) FROM (SELECT c.is_valid FROM public.chart_data_cache c "
+               "WHERE c.chart_id = %s AND c.tenant_id = %s FOR SHARE) e")
+REFILL_FRESH = "UPDATE public.charts SET cache_status = 'fresh', stale_since = NULL WHERE id = %s AND cache_status <> 'fresh'"
+
+
+def refill_mark_fresh(c: psycopg.Connection[Any], chart: str, tenant: str) -> bool:
+    """Step 3 of docs/semantics.md's cluster-safe refill recipe, in one transaction."""
+    with c.transaction():
+        row = c.execute(REFILL_LOCK, (chart, tenant)).fetchone()
+        assert row is not None
+        if row[0]:
+            c.execute(REFILL_FRESH, (chart,))
+        return bool(row[0])
+
+
+@pytest.mark.citus
+def test_cluster_safe_refill_recipe_waits_for_an_uncommitted_invalidation(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant, "record": rec(rid, T(1), title="old")})
+    row = cc.execute("INSERT INTO public.charts (tenant_id, title) VALUES (%s, 'refill') RETURNING id::text",
+                     (tenant,)).fetchone()
+    assert row is not None
+    chart = row[0]
+    cc.execute("INSERT INTO public.chart_table_dependencies (chart_id, table_name) VALUES (%s, 'work_orders')", (chart,))
+    entry = cc.execute("INSERT INTO public.chart_data_cache (chart_id, tenant_id, data) VALUES (%s, %s, '[0]') "
+                       "RETURNING id", (chart, tenant)).fetchone()
+    assert entry is not None
+    # the one-node recipe's step 3 is what Citus refuses
+    with pytest.raises(psycopg.errors.FeatureNotSupported):
+        cc.execute("UPDATE public.charts SET cache_status = 'fresh' WHERE id = %s AND (SELECT coalesce(bool_and(e.is_valid), "
+                   "true) FROM (SELECT c.is_valid FROM public.chart_data_cache c WHERE c.chart_id = %s FOR SHARE) e)",
+                   (chart, chart))
+    answer, path = deliver(cc, {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenant,
+                                "record": rec(rid, T(2), title="new")})
+    assert (answer["charts_invalidated"], path) == ([chart], "worker")
+
+    def status() -> Any:
+        return cc.execute("SELECT c.cache_status, e.is_valid FROM public.charts c JOIN public.chart_data_cache e "
+                          "ON e.chart_id = c.id AND e.tenant_id = %s WHERE c.id = %s", (tenant, chart)).fetchone()
+
+    assert status() == ("stale", False)
+    # the refill: claim, compute, store, mark fresh
+    generation = cc.execute(REFILL_CLAIM, (entry[0], tenant)).fetchone()
+    assert generation is not None
+    assert cc.execute(REFILL_STORE, ('[1]', entry[0], tenant, generation[0])).rowcount == 1
+    assert refill_mark_fresh(cc, chart, tenant)
+    assert status() == ("fresh", True)
+
+    # a delivery's invalidation not committed yet: step 3 waits for it, then sees it
+    with psycopg.connect(cluster) as delivery:
+        delivery.execute("SELECT public.invalidate_chart_cache_for_tables(%s, ARRAY['work_orders'])", (tenant,))
+        result: list[bool] = []
+        with psycopg.connect(cluster, autocommit=True) as dashboard:
+            thread = threading.Thread(target=lambda: result.append(refill_mark_fresh(dashboard, chart, tenant)))
+            thread.start()
+            thread.join(1.0)
+            assert thread.is_alive(), "step 3 did not wait for the uncommitted invalidation"
+            delivery.commit()
+            thread.join(10)
+    assert result == [False]
+    assert status() == ("stale", False)
+
+
+def cli_status(dsn: str, *args: str) -> tuple[int, Any]:
+    """Like cli(), for a command whose exit status says something (reconcile: 1 on
+    drift): (exit status, its JSON output)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": dsn}
+    done = subprocess.run([sys.executable, "-m", "operations.cli", *args, "--json"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.fixture
+def source_on_the_cluster_host(cluster: str) -> Iterator[str]:
+    """A plain database (no citus extension) beside the coordinator's, holding the
+    simulator's source schema `optiqo`: the source `optiqoflow reconcile` reads."""
+    from simulator import source as simsource
+
+    name = "of_source_" + uuid.uuid4().hex[:8]
+    admin = make_conninfo(cluster, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    dsn = make_conninfo(cluster, dbname=name)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(simsource.schema_sql())
+        yield dsn
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+
+@pytest.mark.citus
+def test_fingerprints_and_reconcile_on_the_cluster(cluster: str, cc: psycopg.Connection[Any],
+                                                   source_on_the_cluster_host: str) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    with psycopg.connect(source_on_the_cluster_host, autocommit=True) as src:
+        src.execute(
+            """INSERT INTO optiqo.adhoc_work_orders (id, tenant_id, site_id, title, status, priority, created_at, updated_at)
+               SELECT gen_random_uuid(), t, gen_random_uuid(), 'wo ' || i, 'open', 3, now(),
+                      now() - i * interval '1 minute' + interval '0.123456 seconds'
+                 FROM unnest(%s::uuid[]) t, generate_series(1, 3) i""", ([a, b],))
+        src.execute(
+            """INSERT INTO optiqo.zone_categories (id, tenant_id, name, active, created_at, updated_at)
+               SELECT gen_random_uuid(), %s, 'zone ' || i, true, now(), now() FROM generate_series(1, 2) i""", (a,))
+        paths = []
+        for table in ("adhoc_work_orders", "zone_categories"):   # as Optiqo sends them, through the two steps
+            for (record,) in src.execute(f"SELECT jsonb_strip_nulls(to_jsonb(t)) FROM optiqo.{table} t ORDER BY t.updated_at"):
+                answer, path = deliver(cc, {"type": "INSERT", "table": table, "record": record})
+                assert answer["status"] == "applied", answer
+                paths.append(path)
+        assert "worker" in paths
+        # the fingerprint on the coordinator is the source's, by the one formula
+        query = cc.execute("SELECT optiqoflow.fingerprint_query('optiqo', 'adhoc_work_orders')").fetchone()
+        assert query is not None
+        theirs = {str(t): (n, s) for t, n, s in psycopg.RawCursor(src).execute(query[0], ([a, b],))}
+        ours = {t: tuple(cc.execute("SELECT row_count, checksum FROM optiqoflow.table_fingerprint(%s, 'adhoc_work_orders')",
+                                    (t,)).fetchone() or ()) for t in (a, b)}
+        assert ours == theirs and ours[a][0] == 3
+        # the same query on the cluster's table, for several tenants at once (a multi-shard query)
+        mine = cc.execute("SELECT optiqoflow.fingerprint_query('optiqoflow', 'work_orders')").fetchone()
+        assert mine is not None
+        assert {str(t): (n, s) for t, n, s in psycopg.RawCursor(cc).execute(mine[0], ([a, b],))} == theirs
+
+        code, report = cli_status(cluster, "reconcile", "--source-dsn", source_on_the_cluster_host,
+                                  "--tenant", a, "--tenant", b)
+        assert (code, report["checked"], report["drifted"]) == (0, 3, []), report
+        # a change of tenant b's work orders that never arrived
+        src.execute("UPDATE optiqo.adhoc_work_orders SET updated_at = updated_at + interval '1 microsecond' "
+                    "WHERE id = (SELECT id FROM optiqo.adhoc_work_orders WHERE tenant_id = %s LIMIT 1)", (b,))
+    code, report = cli_status(cluster, "reconcile", "--source-dsn", source_on_the_cluster_host,
+                              "--tenant", a, "--tenant", b)
+    assert code == 1
+    assert [(d["tenant_id"], d["source_table"], d["target_table"]) for d in report["drifted"]] == [
+        (b, "adhoc_work_orders", "work_orders")]
+    code, report = cli_status(cluster, "reconcile", "--source-dsn", source_on_the_cluster_host,
+                              "--tenant", a, "--table", "zone_categories")
+    assert (code, report["checked"]) == (0, 1)
+
+
+@pytest.mark.citus
+def test_chart_dependencies_command_on_the_cluster(cluster: str, cc: psycopg.Connection[Any]) -> None:
+    """`optiqoflow charts deps` rewrites the reference table chart_table_dependencies on the
+    coordinator, and a worker-path delivery invalidates the charts it names."""
+    tenant, rid = str(uuid.uuid4()), str(uuid.uuid4())
+    deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant, "record": rec(rid, T(1), title="a")})
+    charts = {}
+    for title, query in (("by view", f'SELECT count(*) FROM tenants."{tenant}_work_orders"'),
+                         ("joined", "SELECT z.name, count(*) FROM optiqoflow.zones z JOIN work_orders w ON w.tenant_id = z.tenant_id "
+                                    "GROUP BY 1")):
+        row = cc.execute("INSERT INTO public.charts (tenant_id, title, query) VALUES (%s, %s, %s) RETURNING id::text",
+                         (tenant, title, query)).fetchone()
+        assert row is not None
+        charts[title] = row[0]
+    report = cli(cluster, "charts", "deps")
+    mine = {c["id"]: c["tables"] for c in report["charts"] if c["id"] in charts.values()}
+    assert mine == {charts["by view"]: ["work_orders"], charts["joined"]: ["work_orders", "zones"]}
+    assert cc.execute("SELECT chart_id::text, table_name FROM public.chart_table_dependencies WHERE chart_id = ANY (%s::uuid[]) "
+                      "ORDER BY 2, 1", (list(charts.values()),)).fetchall() == sorted(
+        [(charts["by view"], "work_orders"), (charts["joined"], "work_orders"), (charts["joined"], "zones")],
+        key=lambda r: (r[1], r[0]))
+    answer, path = deliver(cc, {"type": "UPDATE", "table": "adhoc_work_orders", "tenant_id": tenant,
+                                "record": rec(rid, T(2), title="b")})
+    assert (sorted(answer["charts_invalidated"]), path) == (sorted(charts.values()), "worker")
+    # a chart's SQL changes: the next run removes what it no longer reads
+    cc.execute("UPDATE public.charts SET query = 'SELECT count(*) FROM optiqoflow.zones' WHERE id = %s", (charts["joined"],))
+    report = cli(cluster, "charts", "deps")
+    assert report["removed"] >= 1
+    assert cc.execute("SELECT table_name FROM public.chart_table_dependencies WHERE chart_id = %s",
+                      (charts["joined"],)).fetchall() == [("zones",)]
+
+
+@pytest.mark.citus
+def test_grant_tenant_and_moving_a_role_on_the_cluster(cc: psycopg.Connection[Any], make_role_on_cluster: Any) -> None:
+    """tenants.grant_tenant on the coordinator: the role (created there, so on every node)
+    reads its tenant's view and, through row-level security, its tenant's rows of the base
+    table; granting another tenant moves it (the first tenant's views are revoked)."""
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    for t in (a, b):
+        deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": t,
+                     "record": rec(str(uuid.uuid4()), T(1), title=t[:8])})
+    role = make_role_on_cluster()
+    assert cc.execute("SELECT tenants.grant_tenant(%s, %s)", (role, a)).fetchone() == (1,)
+
+    def read(sql: str) -> Any:
+        with cc.transaction():
+            cc.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(psycopg.sql.Identifier(role)))
+            return cc.execute(sql).fetchall()
+
+    def denied(sql: str) -> bool:
+        try:
+            read(sql)
+        except psycopg.errors.InsufficientPrivilege:
+            return True
+        return False
+
+    assert read(f'SELECT title FROM tenants."{a}_work_orders"') == [(a[:8],)]
+    assert read("SELECT DISTINCT tenant_id::text FROM optiqoflow.work_orders") == [(a,)]
+    assert denied(f'SELECT title FROM tenants."{b}_work_orders"')
+    assert cc.execute("SELECT tenants.grant_tenant(%s, %s)", (role, b)).fetchone() == (1,)
+    assert denied(f'SELECT title FROM tenants."{a}_work_orders"')
+    assert read(f'SELECT title FROM tenants."{b}_work_orders"') == [(b[:8],)]
+    assert read("SELECT DISTINCT tenant_id::text FROM optiqoflow.work_orders") == [(b,)]
+    # a role that cannot be limited is refused on the cluster too
+    with pytest.raises(psycopg.Error) as refused:
+        cc.execute("SELECT tenants.grant_tenant('authenticated', %s)", (a,))
+    assert refused.value.sqlstate == "OF015"

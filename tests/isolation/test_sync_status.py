@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 from tests.helpers import apply, full_sync, new_id, rec, upsert
 
@@ -63,3 +64,25 @@ def test_health_metrics_are_bounded_figures_without_tenants(conn: psycopg.Connec
     assert 89 <= float(figures["worst_lag_seconds"]) < 300
     assert figures["log_partitions_ahead_days"] == 3
     assert set(figures) == {"refused_waiting", "worst_lag_seconds", "log_partitions_ahead_days"}
+
+
+def test_a_role_given_a_tenant_sees_that_tenant_and_claims_do_not_count_for_it(
+    conn: psycopg.Connection[Any], make_role: Any
+) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    apply(conn, upsert(a, rec(new_id(), 1, title="a")))
+    apply(conn, upsert(b, rec(new_id(), 1, title="b")))
+    role = make_role("bi")
+    conn.execute("SELECT tenants.grant_tenant(%s, %s)", (role, a))
+    with conn.transaction():
+        conn.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(psycopg.sql.Identifier(role)))
+        # claims name a tenant only for authenticated: this role sets them in vain
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"tenant_id": b}),))
+        seen = conn.execute("SELECT tenant_id::text, table_name FROM tenants.sync_status").fetchall()
+        direct = conn.execute("SELECT tenant_id::text FROM optiqoflow._sync_status()").fetchall()
+    assert seen == [(a, "work_orders")] and direct == [(a,)]
+    # service_role (no claims, no tenant given) sees no rows
+    with conn.transaction():
+        conn.execute("SET LOCAL ROLE service_role")
+        conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"tenant_id": b}),))
+        assert conn.execute("SELECT count(*) FROM tenants.sync_status").fetchone() == (0,)

@@ -4,7 +4,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 -- Create the target table of a new mapping on its first push: tenant_id, id,
--- updated_at and the bookkeeping columns; schema evolution adds the rest.
+-- updated_at and the bookkeeping columns; schema evolution adds the rest. On a
+-- distributed Citus cluster it is distributed by tenant_id, colocated with the others.
 -- Returns true when it created the table.
 DECLARE
     v_previous text;
@@ -30,6 +31,15 @@ BEGIN
         EXECUTE format('COMMENT ON TABLE optiqoflow.%I IS %L', p_table,
                        'Synced by optiqoflow (created on its first push; columns added by schema evolution).');
         PERFORM optiqoflow._secure_target_table(p_table);
+        -- on a Citus cluster that optiqoflow.distribute() has distributed, the new table
+        -- joins its colocation group at once (as distribute() would make it): created on
+        -- the coordinator, it would otherwise stay a coordinator table, and every later
+        -- delivery to it would take the coordinator path
+        IF optiqoflow._citus_table_kind('optiqoflow.tombstones') = 'distributed' THEN
+            EXECUTE format('SELECT pg_catalog.%I($1, ''tenant_id'', colocate_with => ''optiqoflow.tombstones'')',
+                           'create_distributed_table')
+              USING format('optiqoflow.%I', p_table)::regclass;
+        END IF;
     END IF;
     PERFORM set_config('lock_timeout', v_previous, true);
     RETURN true;
@@ -37,5 +47,5 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._ensure_target_table(text) IS
-    'Internal: creates the target table of a mapping on its first push (tenant_id, id, updated_at, bookkeeping), with row-level security and grants.';
+    'Internal: creates the target table of a mapping on its first push (tenant_id, id, updated_at, bookkeeping), with row-level security and grants; on a distributed Citus cluster, distributed by tenant_id and colocated with the other tables.';
 REVOKE ALL ON FUNCTION optiqoflow._ensure_target_table(text) FROM PUBLIC;

@@ -30,11 +30,15 @@ AS $$
 -- citus.multi_shard_modify_mode = sequential, see step 4), and
 -- optiqoflow.apply_tenant_webhook is delegated by its p_tenant_id to the node that owns
 -- that tenant (through optiqoflow._apply_tenant_webhook, which the planner inlines it
--- into). Tenant views that exist already are re-created so the workers have them.
+-- into). Tenant views made before distribution are re-created so the workers have them.
+-- The rows a table held before it was distributed are copied into its shards, and the
+-- coordinator's own copy of them (still on disk, invisible) is truncated.
+-- A second run changes nothing: it distributes, registers, re-creates and truncates only
+-- what is not done yet (no view is re-created, no function altered, twice).
 -- p_shard_count: shards per distributed table (default: citus.shard_count), used only
 -- when the colocation group is created.
 -- Returns {"citus": true|false, "reference": [...], "distributed": [...], "functions": n,
---          "views": n}.
+--          "views": n, "truncated": [...]} (what this run did).
 DECLARE
     c_anchor    CONSTANT text := 'optiqoflow.tombstones';
     c_no_tenant CONSTANT uuid := '00000000-0000-0000-0000-000000000000'::uuid;
@@ -52,6 +56,9 @@ DECLARE
     v_fks       text[] := ARRAY[]::text[];
     v_name      text;
     v_known     boolean;
+    v_truncated text[] := ARRAY[]::text[];
+    v_new_oids  oid[] := ARRAY[]::oid[];
+    v_oids      oid[];
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
         RAISE NOTICE 'optiqoflow.distribute: the citus extension is not installed in this database; nothing changed';
@@ -165,6 +172,7 @@ BEGIN
               USING v_rel, c_anchor;
         END IF;
         v_distrib := v_distrib || v_rel::text;
+        v_new_oids := v_new_oids || v_rel::oid;
     END LOOP;
 
     -- 4. every function of ours exists on every node (the policies and the delegated
@@ -191,13 +199,21 @@ BEGIN
     -- The policies call tenants.role_tenant_id(), which reads the reference table
     -- role_tenants from inside a query on a shard. Citus allows that only when told; the
     -- read is local (every node holds the reference table). Again after each migration.
-    ALTER FUNCTION tenants.role_tenant_id() SET citus.allow_nested_distributed_execution = on;
+    IF NOT EXISTS (SELECT FROM pg_proc p, unnest(p.proconfig) g
+                    WHERE p.oid = 'tenants.role_tenant_id()'::regprocedure
+                      AND g = 'citus.allow_nested_distributed_execution=on') THEN
+        ALTER FUNCTION tenants.role_tenant_id() SET citus.allow_nested_distributed_execution = on;
+    END IF;
     -- A delivery may make DDL (a new column, a generated writer, a view: distributed
     -- objects) after a write that reached several nodes in parallel (a delivery id and
     -- an event_id: two de-duplication keys, two shards). Citus refuses that ("parallel
     -- operation ... in the transaction") unless the transaction works over one
     -- connection per node from the start. Again after each migration.
-    ALTER FUNCTION optiqoflow.apply_webhook(jsonb, text) SET citus.multi_shard_modify_mode = 'sequential';
+    IF NOT EXISTS (SELECT FROM pg_proc p, unnest(p.proconfig) g
+                    WHERE p.oid = 'optiqoflow.apply_webhook(jsonb, text)'::regprocedure
+                      AND g = 'citus.multi_shard_modify_mode=sequential') THEN
+        ALTER FUNCTION optiqoflow.apply_webhook(jsonb, text) SET citus.multi_shard_modify_mode = 'sequential';
+    END IF;
 
     -- 5. de-duplication keys: global, distributed by the key itself
     IF optiqoflow._citus_table_kind('optiqoflow.delivery_keys') = 'none' THEN
@@ -211,10 +227,19 @@ BEGIN
     --    inlines apply_tenant_webhook (SQL) into a call of _apply_tenant_webhook, the one
     --    Citus delegates; apply_tenant_webhook is registered too, which is what the
     --    receiver checks (pg_dist_object.distribution_argument_index)
-    EXECUTE format('SELECT pg_catalog.%I($1, ''p_tenant_id'', colocate_with => $2)', 'create_distributed_function')
-      USING 'optiqoflow._apply_tenant_webhook(uuid, jsonb, text)'::regprocedure, c_anchor;
-    EXECUTE format('SELECT pg_catalog.%I($1, ''p_tenant_id'', colocate_with => $2)', 'create_distributed_function')
-      USING 'optiqoflow.apply_tenant_webhook(uuid, jsonb, text)'::regprocedure, c_anchor;
+    --    (each once: registered with its argument and the anchor's colocation group)
+    FOREACH v_fn IN ARRAY ARRAY['optiqoflow._apply_tenant_webhook(uuid, jsonb, text)'::regprocedure,
+                                'optiqoflow.apply_tenant_webhook(uuid, jsonb, text)'::regprocedure] LOOP
+        EXECUTE format('SELECT EXISTS (SELECT FROM pg_catalog.%I o, pg_catalog.%I p
+                                        WHERE o.classid = ''pg_proc''::regclass AND o.objid = $1
+                                          AND o.distribution_argument_index = 0
+                                          AND p.logicalrelid = $2::regclass AND o.colocationid = p.colocationid)',
+                       'pg_dist_object', 'pg_dist_partition')
+           INTO v_known USING v_fn::oid, c_anchor;
+        CONTINUE WHEN v_known;
+        EXECUTE format('SELECT pg_catalog.%I($1, ''p_tenant_id'', colocate_with => $2)', 'create_distributed_function')
+          USING v_fn, c_anchor;
+    END LOOP;
 
     -- 7. the foreign keys set aside (distributed or reference -> reference)
     FOREACH v_name IN ARRAY v_fks LOOP
@@ -223,12 +248,26 @@ BEGIN
 
     -- 8. tenant views made before distribution: re-created so that Citus creates them on
     --    the workers too, with their grants (the "{uuid}_{table}" views only: the schema's
-    --    other views, such as tenants.sync_status, keep their own definition)
+    --    other views, such as tenants.sync_status, keep their own definition). Only the
+    --    views that read a table this run distributed (Citus copies them to the workers
+    --    when it distributes the table, but without their grants), and any Citus does not
+    --    know (pg_dist_object); a view made after distribution reached the workers with
+    --    its grants when it was made, and is left alone.
+    EXECUTE format(
+        'SELECT coalesce(array_agg(c.oid), ARRAY[]::oid[])
+           FROM pg_class c
+          WHERE c.relnamespace = ''tenants''::regnamespace AND c.relkind = ''v''
+            AND c.relname ~ ''^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_''
+            AND (NOT EXISTS (SELECT FROM pg_catalog.%I o WHERE o.classid = ''pg_class''::regclass AND o.objid = c.oid)
+                 OR EXISTS (SELECT FROM pg_rewrite r JOIN pg_depend d
+                                 ON d.classid = ''pg_rewrite''::regclass AND d.objid = r.oid
+                             WHERE r.ev_class = c.oid AND d.refclassid = ''pg_class''::regclass
+                               AND d.refobjid = ANY ($1)))', 'pg_dist_object')
+       INTO v_oids USING v_new_oids;
     FOR v_view IN
         SELECT c.oid, c.relname, pg_get_viewdef(c.oid) AS def, c.relacl
           FROM pg_class c
-         WHERE c.relnamespace = 'tenants'::regnamespace AND c.relkind = 'v'
-           AND c.relname ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}_'
+         WHERE c.oid = ANY (v_oids)
          ORDER BY c.relname
     LOOP
         EXECUTE format('CREATE OR REPLACE VIEW tenants.%I WITH (security_invoker = true, security_barrier = true) AS %s',
@@ -243,12 +282,31 @@ BEGIN
         v_views := v_views + 1;
     END LOOP;
 
+    -- 9. the rows a table held when it was distributed (create_distributed_table and
+    --    create_reference_table copy them into the shards) are still in the coordinator's
+    --    own heap of the table, invisible: truncated, for the tables of this run and any an
+    --    earlier version of this function left (their heap, or a partition's, not empty)
+    EXECUTE format(
+        'SELECT coalesce(array_agg(c.oid ORDER BY c.oid::regclass::text), ARRAY[]::oid[])
+           FROM pg_catalog.%I p JOIN pg_class c ON c.oid = p.logicalrelid
+          WHERE c.relnamespace IN (''optiqoflow''::regnamespace, ''tenants''::regnamespace, ''public''::regnamespace)
+            AND NOT c.relispartition AND (p.partmethod = ''h'' OR p.repmodel = ''t'')
+            AND (pg_relation_size(c.oid) > 0
+                 OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhparent = c.oid AND pg_relation_size(i.inhrelid) > 0))',
+        'pg_dist_partition')
+       INTO v_oids;
+    FOR v_rel IN SELECT x.oid::regclass FROM unnest(v_oids) WITH ORDINALITY x(oid, ord) ORDER BY x.ord
+    LOOP
+        EXECUTE format('SELECT pg_catalog.%I($1)', 'truncate_local_data_after_distributing_table') USING v_rel;
+        v_truncated := v_truncated || v_rel::text;
+    END LOOP;
+
     RETURN jsonb_build_object('citus', true, 'reference', to_jsonb(v_reference),
                               'distributed', to_jsonb(v_distrib), 'functions', v_functions,
-                              'views', v_views);
+                              'views', v_views, 'truncated', to_jsonb(v_truncated));
 END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.distribute(integer) IS
-    'Citus scale-out (run on the coordinator as the table owner; idempotent): target tables and per-tenant bookkeeping distributed by tenant_id in one colocation group, registry and dashboard tables as reference tables, delivery_keys by key, functions on every node, apply_tenant_webhook delegated by p_tenant_id. Without the citus extension: a NOTICE and no change. Returns what it distributed.';
+    'Citus scale-out (run on the coordinator as the table owner; idempotent, a second run changes nothing): target tables and per-tenant bookkeeping distributed by tenant_id in one colocation group, registry and dashboard tables as reference tables, delivery_keys by key, functions on every node, apply_tenant_webhook delegated by p_tenant_id, the coordinator''s local copy of rows distributed truncated. Without the citus extension: a NOTICE and no change. Returns what it did.';
 REVOKE ALL ON FUNCTION optiqoflow.distribute(integer) FROM PUBLIC;
