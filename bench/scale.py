@@ -467,7 +467,7 @@ def introspect(dsn: str, queries: dict[str, str], schemas: list[str], reps: int 
             c.execute("SET LOCAL search_path = ''")
             for name, q in queries.items():
                 t0 = time.perf_counter()
-                rows[name] = len(c.execute(q, params).fetchall())  # type: ignore[arg-type]
+                rows[name] = len(c.execute(q, params).fetchall())
                 times[name].append(time.perf_counter() - t0)
             c.commit()
             totals.append(time.perf_counter() - t_all)
@@ -556,7 +556,7 @@ def migration(dsn: str) -> dict[str, Any]:
     with psycopg.connect(dsn) as c:
         for _ in range(3):
             t0 = time.perf_counter()
-            c.execute((migrations_dir() / "ownership.sql").read_text())  # type: ignore[call-overload]
+            c.execute((migrations_dir() / "ownership.sql").read_text())
             c.commit()
             own.append(time.perf_counter() - t0)
     out["ownership"] = statistics.median(own)
