@@ -61,14 +61,17 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=8)
     a = ap.parse_args()
-    names = {"before": f"bench_locks_before_{uuid.uuid4().hex[:6]}", "head": f"bench_locks_head_{uuid.uuid4().hex[:6]}"}
+    befores = a.before.split(",")
+    names = {rev: f"bench_locks_{i}_{uuid.uuid4().hex[:6]}" for i, rev in enumerate(befores)}
+    names["head"] = f"bench_locks_head_{uuid.uuid4().hex[:6]}"
     wall: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[float]] = {k: [] for k in names}
     with psycopg.connect(a.dsn, autocommit=True) as admin:
         for name in names.values():
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        migrate.upgrade(_dsn(a.dsn, names["before"]), a.before)
+        for rev in befores:
+            migrate.upgrade(_dsn(a.dsn, names[rev]), rev)
         migrate.upgrade(_dsn(a.dsn, names["head"]))
         tenant = str(uuid.uuid4())
         conns = {k: psycopg.connect(_dsn(a.dsn, n), autocommit=True) for k, n in names.items()}
@@ -77,7 +80,7 @@ def main() -> None:
                 c.execute("SET synchronous_commit = off")
                 round_of(c, tenant, 50)  # warm-up: the tenant's views, the writer, caches
             for r in range(a.rounds):
-                for which in (("before", "head") if r % 2 == 0 else ("head", "before")):
+                for which in (list(names) if r % 2 == 0 else list(reversed(names))):
                     w, u = round_of(conns[which], tenant, a.events)
                     wall[which].append(w)
                     if u is not None:
@@ -95,12 +98,12 @@ def main() -> None:
 
     print(f"Single INSERT deliveries, {a.rounds} rounds of {a.events} per database, alternating "
           "(synchronous_commit off)\n")
-    print(f"| figure | {a.before} (advisory locks) | head (lock rows) | head / before |")
+    print("| revision | µs per delivery, median (min-max) | backend CPU µs per delivery | CPU ÷ head's |")
     print("|---|---|---|---|")
-    for label, xs in (("µs per delivery, median (min-max)", wall), ("backend CPU µs per delivery", cpu)):
-        ratio = (f"{statistics.median(xs['head']) / statistics.median(xs['before']):.2f}x"
-                 if xs["head"] and xs["before"] else "n/a")
-        print(f"| {label} | {spread(xs['before'])} | {spread(xs['head'])} | {ratio} |")
+    for which in names:
+        ratio = (f"{statistics.median(cpu[which]) / statistics.median(cpu['head']):.2f}x"
+                 if cpu[which] and cpu["head"] else "n/a")
+        print(f"| {which} | {spread(wall[which])} | {spread(cpu[which])} | {ratio} |")
 
 
 if __name__ == "__main__":
