@@ -1,16 +1,17 @@
-"""What the owner-only lock rows cost a real-time delivery against advisory locks, in one run.
+"""A real-time delivery's PostgreSQL cost at head against earlier revisions, in one run.
 
     python -m bench.locks --dsn postgresql://postgres@127.0.0.1:5432/postgres \
-        [--before 0013_column_grants_one_by_one] [--events 500] [--rounds 8]
+        [--before 0013_column_grants_one_by_one[,REV...]] [--events 500] [--rounds 8]
 
-Two fresh databases on the server named by --dsn (a superuser DSN): one migrated to the
-revision --before (the locks of deliveries are advisory locks), one to head (rows of
-optiqoflow.lock_slots). Each round applies --events single INSERT deliveries (new ids,
-one tenant, one `SELECT optiqoflow.apply_webhook(...)` each, on one connection) to
-each database in turn, the order alternating between rounds; the session runs with
-synchronous_commit off, so the time is the database's work rather than the disk's
-flush. Reports the median and spread of the per-round µs per delivery, and the backend's
-CPU time per delivery (from /proc, when the server runs on this machine). Prints Markdown.
+One fresh database per revision of --before (e.g. 0013, the last one whose locks of
+deliveries were advisory locks; 0001_baseline, the SQL of the pre-release history) and
+one at head (rows of optiqoflow.lock_slots), on the server named by --dsn (a superuser
+DSN). Each round applies --events single INSERT deliveries (new ids, one tenant, one
+`SELECT optiqoflow.apply_webhook(...)` each, on one connection) to each database in turn,
+the order reversed every other round; the sessions run with synchronous_commit off, so
+the time is the database's work rather than the disk's flush. Reports the median and
+spread of the per-round µs per delivery, and the backend's CPU time per delivery (from
+/proc, when the server runs on this machine; counted in 10 ms ticks). Prints Markdown.
 """
 
 from __future__ import annotations
