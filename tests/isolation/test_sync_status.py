@@ -56,12 +56,16 @@ def test_health_metrics_are_bounded_figures_without_tenants(conn: psycopg.Connec
     source_time = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=90)
     apply(conn, upsert(tenant, rec(new_id(), source_time.isoformat(), title="t")))
     apply(conn, upsert(tenant, rec(new_id(), 1, priority="not a number")))
+    with conn.transaction():  # a replay (as replay_webhook marks it) of a change two days old
+        conn.execute("SELECT set_config('optiqoflow.replay_of', '1', true)")
+        old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).isoformat()
+        assert apply(conn, upsert(tenant, rec(new_id(), old, title="replayed")))["status"] == "applied"
     conn.execute("SELECT optiqoflow.prune_logs()")
     conn.execute("SET ROLE service_role")
     (figures,) = conn.execute("SELECT optiqoflow.health_metrics()").fetchone()  # type: ignore[misc]
     conn.execute("RESET ROLE")
     assert figures["refused_waiting"] == 1
-    assert 89 <= float(figures["worst_lag_seconds"]) < 300
+    assert 89 <= float(figures["worst_lag_seconds"]) < 300  # the replay's two days left out
     assert figures["log_partitions_ahead_days"] == 3
     assert set(figures) == {"refused_waiting", "worst_lag_seconds", "log_partitions_ahead_days"}
 

@@ -18,6 +18,7 @@ AS $$
             (SELECT coalesce(max(x.lag_ms), 0) / 1000.0
                FROM (SELECT l.lag_ms FROM optiqoflow.webhook_logs l
                       WHERE l.received_at > now() - interval '5 minutes' AND l.outcome = 'applied'
+                        AND l.replay_of IS NULL   -- a replay's lag runs from the change's first arrival
                       ORDER BY l.received_at DESC LIMIT 10000) x),
         'log_partitions_ahead_days',
             (SELECT count(*) FROM pg_catalog.pg_inherits i
@@ -28,6 +29,6 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION optiqoflow.health_metrics() IS
-    'Database figures for the receiver''s /metrics, each bounded in cost and without per-tenant labels: refused_waiting, worst_lag_seconds (newest 10,000 applied deliveries of the last 5 minutes), log_partitions_ahead_days.';
+    'Database figures for the receiver''s /metrics, each bounded in cost and without per-tenant labels: refused_waiting, worst_lag_seconds (newest 10,000 applied deliveries of the last 5 minutes, replays left out), log_partitions_ahead_days.';
 REVOKE ALL ON FUNCTION optiqoflow.health_metrics() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.health_metrics() TO service_role;

@@ -61,6 +61,10 @@ BEGIN
                 UNION
                 SELECT substr(c.relname, 38) FROM pg_class c
                  WHERE c.relnamespace = 'tenants'::regnamespace AND c.relkind = 'v'
+                   -- a range pg_class's (relname, relnamespace) index can scan: with
+                   -- thousands of tenants a LIKE alone read most of pg_class per call
+                   AND c.relname >= (p_tenant_id::text || '_')::name COLLATE pg_catalog."C"
+                   AND c.relname < (p_tenant_id::text || '`')::name COLLATE pg_catalog."C"
                    AND c.relname LIKE p_tenant_id::text || '\_%') t
           LEFT JOIN tenants.tenant_column_access tca
                  ON tca.tenant_id = p_tenant_id AND tca.table_name = t.table_name
