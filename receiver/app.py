@@ -81,6 +81,7 @@ def make_app(config: Config, *, expected_revision: str | None = None) -> web.App
             unknown_length_bytes=config.max_body_bytes,
         ),
         lanes=Lanes(config.table_share, config.pool_timeout),
+        tenant_lanes=Lanes(max(1, config.table_share // 2), config.pool_timeout),
         expected_revision=expected_revision,
     )
     figures = app[FIGURES] = DatabaseFigures()
@@ -139,7 +140,7 @@ def _pool_stats(pool: Any, rcv: Receiver) -> dict[str, int]:
     """The pool's statistics, deliveries waiting at the gate, in a table's lane or for a
     group counted as waiting."""
     stats: dict[str, int] = pool.get_stats()
-    waiting = rcv.gate.waiting + rcv.lanes.waiting
+    waiting = rcv.gate.waiting + rcv.lanes.waiting + rcv.tenant_lanes.waiting
     if rcv.group is not None:  # queued deliveries, not the drainers waiting for them
         waiting += rcv.group.waiting - rcv.group.drainers_at_gate
     stats["requests_waiting"] = stats.get("requests_waiting", 0) + waiting
@@ -239,7 +240,14 @@ async def _apply(
         yet) as it is, held to a few at a time; any other within its table's lane."""
         if not check.done():
             return await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
-        async with rcv.lanes.lane(check.result()[0].get("table")):
+        labels = check.result()[0]
+        table = labels.get("table") or ""
+        # the tenant's lane first: while one tenant's deliveries wait (a row it is
+        # writing held by a session), the ones behind them hold no place of the table's
+        async with (
+            rcv.tenant_lanes.lane(f"{table}/{labels.get('tenant_id') or ''}"),
+            rcv.lanes.lane(table),
+        ):
             return await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
 
     try:

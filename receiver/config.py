@@ -116,7 +116,9 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "Most deliveries to one table (the payload's `table`) holding or waiting for a "
         "connection at once; more wait in that table's lane for at most the pool timeout, "
         "then get 503 with Retry-After. So a table that a session keeps locked takes at most "
-        "this share of the pool, and deliveries to every other table go on.",
+        "this share of the pool, and deliveries to every other table go on. Each tenant of a "
+        "table gets half of this share (at least 1) the same way, so rows of one tenant held "
+        "by a session do not hold up the table's other tenants.",
     ),
     EnvVar(
         "OPTIQO_GROUP_COMMIT",

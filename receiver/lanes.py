@@ -9,6 +9,11 @@ hold or wait for a connection at once; the others wait in the lane, first come f
 served, for at most the pool timeout, then get 503 with Retry-After. However long a table
 stays locked, the rest of the pool keeps serving the other tables.
 
+A lock can also hold up one tenant only (a row of its held FOR UPDATE): each tenant of a
+table has a lane of half the table's share too, taken before the table's, so a stuck
+tenant's deliveries hold at most that many of the table's places and its waiting ones
+none; the table's other tenants keep the rest.
+
 Lanes exist only while deliveries use them, so a sender cannot grow this map beyond the
 deliveries in flight.
 """

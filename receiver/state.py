@@ -29,6 +29,7 @@ class Receiver:
     gate: Gate
     admission: Admission  # room for bodies before their signature is checked
     lanes: Lanes  # a share of the pool per table (OPTIQO_TABLE_CONNECTIONS)
+    tenant_lanes: Lanes  # half of that per tenant and table
     group: GroupCommit | None = None  # OPTIQO_GROUP_COMMIT > 1
     expected_revision: str | None = None
 

@@ -155,3 +155,22 @@ async def test_a_locked_table_under_load_takes_only_its_share_of_the_pool(
     with psycopg.connect(db_dsn) as c:
         row = c.execute("SELECT count(*) FROM optiqoflow.work_orders").fetchone()
     assert row == (0,)
+
+
+async def test_a_held_row_under_load_stalls_only_its_tenant(
+    db_dsn: str, holder: psycopg.Connection[Any], tenant: str
+) -> None:
+    """Many updates of one row a session holds FOR UPDATE, at once, beside other tenants'
+    deliveries to the same table: the stuck tenant's deliveries hold at most its lane's
+    share of the table's places, so the table's other tenants are all applied."""
+    rid = new_id()
+    config = receiver_config(db_dsn, pool_max=4, pool_timeout=1.0, lock_timeout=1.0)
+    async with serving(config) as ep:
+        assert (await ep.post(upsert(tenant, rec(rid, 1, title="first")))).status == 200
+        holder.execute("SELECT * FROM optiqoflow.work_orders WHERE id = %s FOR UPDATE", (rid,))
+        stuck = [ep.post(upsert(tenant, rec(rid, 2 + i, title=f"update {i}"), "UPDATE")) for i in range(8)]
+        others = [ep.post(upsert(str(uuid.uuid4()), rec(new_id(), 1, title="other"))) for _ in range(8)]
+        answers = await asyncio.gather(*stuck, *others)
+    blocked, applied = answers[:8], answers[8:]
+    assert [a.status for a in applied] == [200] * 8, [a.body for a in applied]
+    assert {a.status for a in blocked} == {503}, [a.body for a in blocked]
