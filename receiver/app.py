@@ -242,13 +242,15 @@ async def _apply(
             return await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
         labels = check.result()[0]
         table = labels.get("table") or ""
-        # the tenant's lane first: while one tenant's deliveries wait (a row it is
-        # writing held by a session), the ones behind them hold no place of the table's
+        # one pool timeout for the three waits; the tenant's lane first: while one
+        # tenant's deliveries wait (a row it is writing held by a session), the ones
+        # behind them hold no place of the table's
+        deadline = asyncio.get_running_loop().time() + rcv.config.pool_timeout
         async with (
-            rcv.tenant_lanes.lane(f"{table}/{labels.get('tenant_id') or ''}"),
-            rcv.lanes.lane(table),
+            rcv.tenant_lanes.lane(f"{table}/{labels.get('tenant_id') or ''}", deadline),
+            rcv.lanes.lane(table, deadline),
         ):
-            return await call(request.app[POOL], rcv.gate, rcv.freshness, apply)
+            return await call(request.app[POOL], rcv.gate, rcv.freshness, apply, deadline)
 
     try:
         if check.done() and groupcommit.joins(rcv.group, check.result()[0].get("type")):

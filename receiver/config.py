@@ -100,21 +100,22 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     EnvVar(
         "OPTIQO_POOL_TIMEOUT_SECONDS",
         "5",
-        "How long a delivery waits for a free connection before it gets 503.",
+        "How long a delivery waits for a free connection (its places in its table's lanes "
+        "included) before it gets 503.",
     ),
     EnvVar(
         "OPTIQO_LOCK_TIMEOUT_SECONDS",
         "5",
         "Longest a delivery waits for a lock (a table a dashboard session locked, rows "
         "another transaction holds): past it, nothing of it is committed and it is answered "
-        "503 with Retry-After. This bounds each lock wait; a delivery may also wait for "
-        "its table's lane and for a connection (each at most the pool timeout) before it.",
+        "503 with Retry-After. This bounds each lock wait; before it, a delivery waits at "
+        "most the pool timeout for its lanes and a connection.",
     ),
     EnvVar(
         "OPTIQO_TABLE_CONNECTIONS",
         "half of `OPTIQO_POOL_MAX` (at least 1)",
         "Most deliveries to one table (the payload's `table`) holding or waiting for a "
-        "connection at once; more wait in that table's lane for at most the pool timeout, "
+        "connection at once; more wait in that table's lane (within the pool timeout), "
         "then get 503 with Retry-After. So a table that a session keeps locked takes at most "
         "this share of the pool, and deliveries to every other table go on. Each tenant of a "
         "table gets half of this share (at least 1) the same way, so rows of one tenant held "

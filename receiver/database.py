@@ -109,13 +109,16 @@ class Gate:
             return True
         return False
 
-    async def acquire(self) -> None:
+    async def acquire(self, deadline: float | None = None) -> None:
+        """Take a slot, waiting in turn until the gate's timeout from now, or until
+        `deadline` (the event loop's time) when given: PoolTimeout then."""
         if self.try_acquire():  # a connection is free: no wait, no timer
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout_at(loop.time() + self._timeout if deadline is None else deadline):
                 await waiter
         except BaseException as e:
             if waiter.done() and not waiter.cancelled():
@@ -228,6 +231,7 @@ async def call(
     gate: Gate,
     freshness: Freshness,
     work: Callable[[Connection], Awaitable[T]],
+    deadline: float | None = None,
 ) -> T:
     """Run `work` (autocommit statements, each committed when it returns) on a pooled
     connection, taken through the gate; its value.
@@ -237,7 +241,7 @@ async def call(
     attempt = 0
     while True:
         try:
-            await gate.acquire()
+            await gate.acquire(deadline)
             try:
                 async with pool.connection() as conn:
                     value = await freshness.run(conn, work)

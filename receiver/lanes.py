@@ -6,7 +6,8 @@ lock timeout. Deliveries to that table that arrive meanwhile would each take ano
 connection, until the pool is empty and every tenant's deliveries get 503. A lane per
 table (the payload's `table`) lets at most `OPTIQO_TABLE_CONNECTIONS` deliveries to it
 hold or wait for a connection at once; the others wait in the lane, first come first
-served, for at most the pool timeout, then get 503 with Retry-After. However long a table
+served, within the pool timeout (one budget for the lanes and the gate), then get 503
+with Retry-After. However long a table
 stays locked, the rest of the pool keeps serving the other tables.
 
 A lock can also hold up one tenant only (a row of its held FOR UPDATE): each tenant of a
@@ -46,15 +47,16 @@ class Lanes:
         return sum(gate.waiting for gate, _ in self._lanes.values())
 
     @contextlib.asynccontextmanager
-    async def lane(self, table: str | None) -> AsyncIterator[None]:
+    async def lane(self, table: str | None, deadline: float | None = None) -> AsyncIterator[None]:
         """Hold a place in `table`'s lane (None: the lane of payloads that name no
-        table) for the body of the `async with`; PoolTimeout when none came in time."""
+        table) for the body of the `async with`; PoolTimeout when none came within the
+        timeout, or by `deadline` (the event loop's time) when given."""
         key = table or ""
         gate, users = self._lanes.get(key) or (Gate(self.size, self._timeout), 0)
         self._lanes[key] = (gate, users + 1)
         try:
             try:
-                await gate.acquire()
+                await gate.acquire(deadline)
             except PoolTimeout:
                 raise PoolTimeout(
                     f"{self.size} deliveries to table {key or '(none)'!r} already hold or wait "

@@ -50,3 +50,16 @@ async def test_lanes_are_forgotten_when_unused() -> None:
         async with lanes.lane(None), lanes.lane(None):
             pass
     assert len(lanes) == 0
+
+
+async def test_one_deadline_for_every_wait() -> None:
+    """The lanes and the gate share one budget: a delivery that waited in a lane has only
+    what is left of it at the next."""
+    lanes = Lanes(1, timeout=10.0)
+    loop = asyncio.get_running_loop()
+    async with lanes.lane("work_orders"):
+        started = loop.time()
+        with pytest.raises(PoolTimeout):
+            async with lanes.lane("work_orders", deadline=started + 0.1):
+                pass
+        assert loop.time() - started < 1
