@@ -48,6 +48,9 @@ BEGIN
         RETURN optiqoflow.apply_webhook_batch(p_payload, p_delivery_id);   -- our batch envelope
     END IF;
     v_log_id := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
+    -- the log row this delivery will write, known before any row is: every row it writes
+    -- records it (_of_log_id, lineage), as do its tombstones and FULL_SYNC batches
+    PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);
 
     BEGIN
         IF p_payload IS NULL OR jsonb_typeof(p_payload) <> 'object' THEN
@@ -158,7 +161,6 @@ BEGIN
                 RAISE EXCEPTION 'DELETE without an old_record'
                     USING ERRCODE = 'OF004', HINT = 'DELETE carries "old_record": {"id": ...} (at least the id).';
             END IF;
-            PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);   -- the tombstone's log row
             v_result := optiqoflow.delete_record(v_tenant, v_source, p_payload -> 'old_record', v_occurred);
             v_version := coalesce(CASE WHEN jsonb_typeof(p_payload -> 'old_record' -> 'updated_at') = 'string'
                                        THEN (p_payload -> 'old_record' ->> 'updated_at')::timestamptz END, v_occurred);
@@ -173,7 +175,6 @@ BEGIN
                 RAISE EXCEPTION 'FULL_SYNC offset and total must be numbers, sync_id a string'
                     USING ERRCODE = 'OF010', HINT = 'e.g. "offset": 5000, "total": 12000, "sync_id": "run-42".';
             END IF;
-            PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);   -- the run's log row
             v_result := optiqoflow.full_sync_batch(
                 v_tenant, v_source, p_payload -> 'records',
                 (p_payload ->> 'offset')::bigint, (p_payload ->> 'total')::bigint,
@@ -241,6 +242,9 @@ BEGIN
                 left(v_source, 200), v_target, v_type, 'refused',
                 v_error, v_state, p_payload, p_delivery_id, v_event_id);
     END IF;
+
+    -- a write after this one in the same transaction (upsert_record by hand) is not ours
+    PERFORM set_config('optiqoflow.log_id', '', true);
 
     RETURN v_result || jsonb_build_object('log_id', v_log_id, 'operation', v_type)
                     || CASE WHEN v_tenant IS NOT NULL THEN jsonb_build_object('tenant_id', v_tenant)
