@@ -64,9 +64,9 @@ BEGIN
                 USING ERRCODE = 'OF024',
                       HINT = 'Send the events in several envelopes (a few hundred each is plenty).';
         END IF;
-        IF v_type IS NULL OR upper(v_type) NOT IN ('INSERT', 'UPDATE', 'DELETE', 'FULL_SYNC') THEN
+        IF v_type IS NULL OR upper(v_type) NOT IN ('INSERT', 'UPDATE', 'DELETE', 'FULL_SYNC', 'RECONCILE') THEN
             RAISE EXCEPTION 'unknown operation type: %', coalesce(left(v_type, 50), '(none)')
-                USING ERRCODE = 'OF004', HINT = 'type is one of INSERT, UPDATE, DELETE, FULL_SYNC.';
+                USING ERRCODE = 'OF004', HINT = 'type is one of INSERT, UPDATE, DELETE, FULL_SYNC, RECONCILE (or BATCH).';
         END IF;
         v_type := upper(v_type);
         IF jsonb_typeof(p_payload -> 'table') IS DISTINCT FROM 'string' THEN
@@ -113,9 +113,12 @@ BEGIN
 
         IF jsonb_typeof(p_payload -> 'event_id') IN ('string', 'number') THEN
             v_event_id := p_payload ->> 'event_id';
-            v_keys := v_keys || ('e:' || v_event_id);
+            IF v_type <> 'RECONCILE' THEN
+                v_keys := v_keys || ('e:' || v_event_id);
+            END IF;
         END IF;
-        IF p_delivery_id IS NOT NULL AND p_delivery_id <> '' THEN
+        -- a RECONCILE claims no key: each answer is computed afresh, never a duplicate
+        IF p_delivery_id IS NOT NULL AND p_delivery_id <> '' AND v_type <> 'RECONCILE' THEN
             v_keys := v_keys || ('d:' || p_delivery_id);
         END IF;
 
@@ -156,6 +159,9 @@ BEGIN
             v_result := optiqoflow.upsert_record(v_tenant, v_source, p_payload -> 'record', v_occurred);
             v_version := coalesce(CASE WHEN jsonb_typeof(p_payload -> 'record' -> 'updated_at') = 'string'
                                        THEN (p_payload -> 'record' ->> 'updated_at')::timestamptz END, v_occurred);
+        ELSIF v_type = 'RECONCILE' THEN
+            -- compares the source's bucket figures with ours; writes nothing but its log row
+            v_result := optiqoflow._reconcile(v_tenant, v_source, p_payload);
         ELSIF v_type = 'DELETE' THEN
             IF jsonb_typeof(p_payload -> 'old_record') IS DISTINCT FROM 'object' THEN
                 RAISE EXCEPTION 'DELETE without an old_record'
@@ -175,10 +181,16 @@ BEGIN
                 RAISE EXCEPTION 'FULL_SYNC offset and total must be numbers, sync_id a string'
                     USING ERRCODE = 'OF010', HINT = 'e.g. "offset": 5000, "total": 12000, "sync_id": "run-42".';
             END IF;
+            IF jsonb_typeof(p_payload -> 'buckets') NOT IN ('array', 'null') THEN
+                RAISE EXCEPTION 'FULL_SYNC buckets is a list of buckets'
+                    USING ERRCODE = 'OF027', HINT = 'e.g. "buckets": ["3f", "a0c1"] (README, Repair without peering).';
+            END IF;
             v_result := optiqoflow.full_sync_batch(
                 v_tenant, v_source, p_payload -> 'records',
                 (p_payload ->> 'offset')::bigint, (p_payload ->> 'total')::bigint,
-                p_payload ->> 'sync_id', v_occurred);
+                p_payload ->> 'sync_id', v_occurred,
+                CASE WHEN jsonb_typeof(p_payload -> 'buckets') = 'array'
+                     THEN ARRAY(SELECT jsonb_array_elements_text(p_payload -> 'buckets')) END);
         END IF;
         v_status := v_result ->> 'status';
         v_rows := coalesce((v_result ->> 'rows')::bigint, 0);
@@ -200,7 +212,7 @@ BEGIN
                                                             'hint', nullif(v_hint, '')));
     END;
 
-    IF v_status = 'applied' THEN
+    IF v_status = 'applied' AND v_type <> 'RECONCILE' THEN
         INSERT INTO tenants.tenant_data_push_log (tenant_id, tables, operation, rows, webhook_log_id)
         VALUES (v_tenant, ARRAY[v_target], v_type, v_rows, v_log_id);
         IF v_rows > 0 AND EXISTS (SELECT FROM public.chart_table_dependencies d WHERE d.table_name = v_target) THEN
@@ -224,6 +236,8 @@ BEGIN
          nullif(jsonb_strip_nulls(jsonb_build_object(
              'stale', v_result -> 'stale', 'duplicates', v_result -> 'duplicates',
              'removed', v_result -> 'removed', 'run_state', v_result -> 'run_state',
+             'read_at', v_result -> 'read_at', 'digits', v_result -> 'digits',
+             'compared', v_result -> 'compared', 'differing', v_result -> 'differing',
              'added_columns', nullif(v_result -> 'added_columns', '[]'),
              'ignored_columns', nullif(v_result -> 'ignored_columns', '[]'),
              'hint', to_jsonb(nullif(v_hint, '')), 'detail', to_jsonb(nullif(v_detail, '')))), '{}'),
