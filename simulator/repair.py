@@ -56,6 +56,7 @@ class Channel:
         self, session: aiohttp.ClientSession, url: str, secret: str, stats: RepairStats
     ) -> None:
         self.session, self.url, self.secret, self.stats = session, url, secret, stats
+        self.last_full_sync_at: float | None = None  # perf_counter when the last FULL_SYNC was answered
 
     async def post(self, payload: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":")).encode()
@@ -74,6 +75,8 @@ class Channel:
                         answer: dict[str, Any] = json.loads(text)
                         if r.status != 200:
                             raise RuntimeError(f"repair delivery answered {r.status}: {answer}")
+                        if payload.get("type") == "FULL_SYNC":
+                            self.last_full_sync_at = time.perf_counter()
                         return answer
             except (aiohttp.ClientError, TimeoutError):
                 pass
