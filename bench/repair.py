@@ -11,11 +11,13 @@ outbox trigger dropped). Through `optiqoflow serve`, one request at a time:
                  source builds it (optiqo._pushed of each row), reading included
   lost           10 changes on the source that are never delivered: 4 updates (a newer
                  version), 3 inserts, 3 deletes
-  repair         simulator/repair.py's loop for the tenant x table: RECONCILE of the 256
-                 buckets (the source's figures computed on the source with the query
-                 optiqoflow.fingerprint_query gives), RECONCILE of the differing buckets'
-                 sub-buckets, a FULL_SYNC limited to the differing sub-buckets, and the
-                 RECONCILE that finds the table equal; fingerprinting on both sides included
+  repair         simulator/repair.py's loop for the tenant x table: one read of the
+                 source's rows for its sub-bucket figures (the query
+                 optiqoflow.fingerprint_query gives, run on the source), a RECONCILE of the
+                 256 buckets with "sub_buckets": true (one read of ours: the differing
+                 buckets and our figures of their sub-buckets), a FULL_SYNC limited to the
+                 differing sub-buckets, and the RECONCILE that finds the table equal;
+                 fingerprinting on both sides included
   full re-sync   the other way to repair: FULL_SYNC of every row again (the rows are there:
                  most records are duplicates)
 

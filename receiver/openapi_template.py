@@ -117,6 +117,17 @@ _ANSWER_PROPERTIES: dict[str, Any] = {
         "description": "RECONCILE with pairs: differing buckets answered without their pairs.",
     },
     "read_at": {"type": "string", "description": "RECONCILE: the sender's read_at, echoed."},
+    "sub_buckets_of": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "RECONCILE with sub_buckets: the differing buckets (at most 16) whose "
+        "sub-buckets follow.",
+    },
+    "sub_buckets": {
+        "type": "object",
+        "additionalProperties": _ref("Figures"),
+        "description": "RECONCILE with sub_buckets: our figures of their non-empty sub-buckets.",
+    },
 }
 
 _TIMESTAMP = {
@@ -442,6 +453,11 @@ def _template() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "Answer our (id, version) pairs of each differing bucket "
                             "of at most 64 of our rows, for at most 64 buckets.",
+                        },
+                        "sub_buckets": {
+                            "type": "boolean",
+                            "description": "With 2 digits: also answer our figures of the "
+                            "sub-buckets of the first 16 differing buckets, from the same read.",
                         },
                         "buckets": {
                             "type": "object",

@@ -1,7 +1,9 @@
 """The source's side of repair without peering (docs/payloads.md, "Repair without
-peering"): for each tenant x table, a RECONCILE with the source's figures of the 256
-buckets; for the buckets that differ (16 per request) a RECONCILE of their sub-buckets;
-then a FULL_SYNC limited to the differing sub-buckets, with every source row of them.
+peering"): for each tenant x table, one read of the source's rows gives the figures of
+the 65,536 sub-buckets, rolled up into the 256 buckets'; a RECONCILE with those (and
+"sub_buckets": true) answers the buckets that differ with our figures of their
+sub-buckets (16 buckets per answer), so one read on each side finds the differing
+sub-buckets; then a FULL_SYNC limited to them, with every source row of them.
 Repeated until a RECONCILE finds nothing (or `rounds` times: a bucket can differ while
 deliveries are in flight, and repairing it again is harmless).
 
@@ -19,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -28,7 +31,6 @@ from psycopg import sql
 from receiver.signatures import sign_plain
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-WITHIN = 16  # 2-digit buckets per RECONCILE of sub-buckets (the receiver's bound)
 
 
 @dataclass
@@ -56,7 +58,9 @@ class Channel:
         self, session: aiohttp.ClientSession, url: str, secret: str, stats: RepairStats
     ) -> None:
         self.session, self.url, self.secret, self.stats = session, url, secret, stats
-        self.last_full_sync_at: float | None = None  # perf_counter when the last FULL_SYNC was answered
+        self.last_full_sync_at: float | None = (
+            None  # perf_counter when the last FULL_SYNC was answered
+        )
 
     async def post(self, payload: dict[str, Any]) -> dict[str, Any]:
         body = json.dumps(payload, separators=(",", ":")).encode()
@@ -87,11 +91,19 @@ class Channel:
 def _figures(
     src: psycopg.Connection[Any], query: str, tenant: str, within: list[str] | None
 ) -> dict[str, Any]:
-    cursor = psycopg.RawCursor(src)  # the query's parameters are $1 and $2
-    return {
-        bucket: {"rows": int(n), "checksum": str(s)}
-        for _, bucket, n, s in cursor.execute(query, ([tenant], within))
-    }
+    with src.transaction():
+        # 65,536 sub-buckets do not fit the default 4MB: the aggregate would spill to disk
+        src.execute("SET LOCAL work_mem = '32MB'")
+        cursor = psycopg.RawCursor(src)  # the query's parameters are $1 and $2
+        return {
+            bucket: {"rows": int(n), "checksum": str(s)}
+            for _, bucket, n, s in cursor.execute(query, ([tenant], within))
+        }
+
+
+def _same(f: dict[str, Any] | None) -> tuple[int, Decimal]:
+    """Figures as numbers: (rows, checksum), (0, 0) for none."""
+    return (int(f["rows"]), Decimal(str(f["checksum"]))) if f else (0, Decimal(0))
 
 
 def _rows(src: psycopg.Connection[Any], table: str, tenant: str, subs: list[str]) -> list[Any]:
@@ -119,15 +131,25 @@ async def repair_pair(
 ) -> bool:
     """Reconcile and repair one tenant x table; True when a RECONCILE found it equal."""
     stats = channel.stats
-    query2, query4 = queries
+    query4 = queries[1]  # the sub-buckets' query; the buckets' figures are rolled up from it
     for attempt in range(rounds + 1):
         read_at = src.execute(
             "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
         ).fetchone()
         assert read_at is not None
-        figures = await asyncio.to_thread(_figures, src, query2, tenant, None)
+        # one read of the source's rows: the sub-buckets' figures, rolled up to the buckets'
+        theirs4 = await asyncio.to_thread(_figures, src, query4, tenant, None)
+        theirs2: dict[str, dict[str, Any]] = {}
+        for sub, f in theirs4.items():
+            b = theirs2.setdefault(sub[:2], {"rows": 0, "checksum": Decimal(0)})
+            b["rows"] += f["rows"]
+            b["checksum"] += Decimal(f["checksum"])
+        figures = {
+            b: {"rows": f["rows"], "checksum": str(f["checksum"])} for b, f in theirs2.items()
+        }
         base = {"type": "RECONCILE", "table": table, "tenant_id": tenant, "read_at": read_at[0]}
-        answer = await channel.post({**base, "buckets": figures})
+        # ... and one of ours: the differing buckets, with our figures of their sub-buckets
+        answer = await channel.post({**base, "sub_buckets": True, "buckets": figures})
         stats.reconciles += 1
         differing = [b["bucket"] for b in answer["buckets"]]
         if not differing:
@@ -136,13 +158,13 @@ async def repair_pair(
             break
         stats.rounds += 1
         stats.buckets_differing += len(differing)
-        subs: list[str] = []
-        for i in range(0, len(differing), WITHIN):
-            within = differing[i : i + WITHIN]
-            deeper = await asyncio.to_thread(_figures, src, query4, tenant, within)
-            answer = await channel.post({**base, "digits": 4, "within": within, "buckets": deeper})
-            stats.reconciles += 1
-            subs.extend(b["bucket"] for b in answer["buckets"])
+        covered = set(answer.get("sub_buckets_of", []))  # 16 at most: the rest next round
+        ours4: dict[str, Any] = answer.get("sub_buckets", {})
+        subs = sorted(
+            sub
+            for sub in {k for k in theirs4 if k[:2] in covered} | set(ours4)
+            if _same(theirs4.get(sub)) != _same(ours4.get(sub))
+        )
         stats.sub_buckets_differing += len(subs)
         if not subs:
             continue  # changed meanwhile: look again

@@ -235,3 +235,27 @@ def test_a_source_name_or_a_target_name_and_an_unknown_table(conn: Conn, tenant:
     assert by_target["status"] == "applied" and by_target["differing"] == 0
     unknown = apply(conn, {**reconcile(tenant, {}), "table": "no_such_table"})
     assert unknown["status"] == "refused" and unknown["sqlstate"] == "OF001"
+
+
+def test_sub_buckets_in_the_same_read(conn: Conn, tenant: str) -> None:
+    """ "sub_buckets": true answers, beside the differing buckets, our figures of their
+    sub-buckets (the first 16 differing buckets), from the same one read."""
+    records = loaded(conn, tenant, 60)
+    theirs = figures(conn, tenant)
+    changed = records[7]["id"]
+    bucket = bucket_of(conn, changed)
+    ours4 = figures(conn, tenant, 4, [bucket])
+    theirs[bucket] = {"rows": theirs[bucket]["rows"] + 1, "checksum": "12345"}
+    answer = apply(conn, reconcile(tenant, theirs, sub_buckets=True))
+    assert [b["bucket"] for b in answer["buckets"]] == [bucket]
+    assert answer["sub_buckets_of"] == [bucket]
+    assert answer["sub_buckets"] == ours4
+    # at most 16 buckets get their sub-buckets
+    wrong = {f"{i:02x}": {"rows": 1, "checksum": "1"} for i in range(256)}
+    many = apply(conn, reconcile(tenant, wrong, sub_buckets=True))
+    assert many["differing"] == 256 and len(many["sub_buckets_of"]) == 16
+    assert all(k[:2] in many["sub_buckets_of"] for k in many["sub_buckets"])
+    assert len(many["sub_buckets"]) <= 16 * 256
+    for bad in ({"sub_buckets": "yes"}, {"sub_buckets": True, "digits": 4, "within": ["00"]}):
+        refused = apply(conn, reconcile(tenant, {}, **bad))
+        assert refused["status"] == "refused" and refused["sqlstate"] == "OF026"

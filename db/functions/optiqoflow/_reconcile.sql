@@ -14,21 +14,32 @@ AS $$
 -- of the 2-digit buckets in "within" (1 to 16 of them). A bucket of the scope that
 -- "buckets" leaves out has no rows at the source. "pairs": for each differing bucket
 -- where we hold at most 64 rows, our (id, version) pairs, for at most 64 buckets.
+-- "sub_buckets": true (2 digits only): the same one read of our rows also gives our
+-- figures of the sub-buckets of the first 16 differing buckets ("sub_buckets_of"), so a
+-- source that computed its sub-bucket figures in its own one read finds the differing
+-- sub-buckets without a second RECONCILE.
 --
 -- Bounds (whatever the sender, signing secret included): at most 256 figures at 2 digits
--- and 4,096 at 4; at most 4,096 pairs answered; cost, two reads of the tenant's rows of
+-- and 4,096 at 4; at most 4,096 pairs and 4,096 sub-bucket figures answered; cost, two
+-- reads of the tenant's rows of
 -- the table at most (figures, then pairs), plus a pass over the body, which the
 -- receiver's body limit bounds.
 --
 -- Returns {"status": "applied", "table", "rows": 0, "digits", "within", "compared",
 --          "differing", "buckets": [{"bucket", "rows", "checksum"[, "pairs"]}],
---          "pairs_left_out", "read_at"}; malformed figures raise OF026 (refused).
+--          "pairs_left_out", "sub_buckets_of", "sub_buckets", "read_at"}; malformed
+-- figures raise OF026 (refused).
 DECLARE
     v_table    text := (optiqoflow._target_table(p_table)).target_table;
     v_digits   integer := 2;
     v_within   text[];
     v_theirs   jsonb := p_payload -> 'buckets';
     v_pairs    boolean := false;
+    v_sub      boolean := false;
+    v_ours     jsonb;   -- bucket -> [rows, checksum], ours, at v_digits
+    v_ours4    jsonb;   -- the same at 4 digits, with sub_buckets
+    v_deep     text[];
+    v_subfigs  jsonb;
     v_bad      text;
     v_diff     jsonb;
     v_asked    text[];
@@ -71,6 +82,16 @@ BEGIN
         RAISE EXCEPTION 'RECONCILE pairs is true or false'
             USING ERRCODE = 'OF026', HINT = '"pairs": true asks for our (id, version) pairs of small differing buckets.';
     END IF;
+    IF jsonb_typeof(p_payload -> 'sub_buckets') = 'boolean' THEN
+        v_sub := (p_payload ->> 'sub_buckets')::boolean;
+    ELSIF p_payload ? 'sub_buckets' AND jsonb_typeof(p_payload -> 'sub_buckets') <> 'null' THEN
+        RAISE EXCEPTION 'RECONCILE sub_buckets is true or false'
+            USING ERRCODE = 'OF026', HINT = '"sub_buckets": true asks for our sub-bucket figures of the differing buckets.';
+    END IF;
+    IF v_sub AND v_digits <> 2 THEN
+        RAISE EXCEPTION 'RECONCILE sub_buckets goes with buckets of 2 digits'
+            USING ERRCODE = 'OF026', HINT = 'Send "digits": 2 (or none) with "sub_buckets": true.';
+    END IF;
     IF jsonb_typeof(v_theirs) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'RECONCILE without buckets'
             USING ERRCODE = 'OF026',
@@ -95,9 +116,25 @@ BEGIN
                                 v_digits, CASE WHEN v_within IS NOT NULL THEN ' starting with one of "within"' ELSE '' END);
     END IF;
 
+    -- one read of our rows: at 4 digits when the sub-buckets are asked for (and rolled up)
+    IF v_sub THEN
+        SELECT coalesce(jsonb_object_agg(f.bucket, jsonb_build_array(f.row_count, f.checksum)), '{}')
+          INTO v_ours4
+          FROM optiqoflow.bucket_fingerprints(p_tenant_id, v_table, 4, v_within) f;
+        SELECT coalesce(jsonb_object_agg(r.bucket, jsonb_build_array(r.row_count, r.checksum)), '{}')
+          INTO v_ours
+          FROM (SELECT left(x.k, 2) AS bucket, sum((x.v ->> 0)::bigint) AS row_count,
+                       sum((x.v ->> 1)::numeric) AS checksum
+                  FROM jsonb_each(v_ours4) AS x(k, v) GROUP BY 1) r;
+    ELSE
+        SELECT coalesce(jsonb_object_agg(f.bucket, jsonb_build_array(f.row_count, f.checksum)), '{}')
+          INTO v_ours
+          FROM optiqoflow.bucket_fingerprints(p_tenant_id, v_table, v_digits, v_within) f;
+    END IF;
+
     WITH ours AS (
-        SELECT f.bucket, f.row_count, f.checksum
-          FROM optiqoflow.bucket_fingerprints(p_tenant_id, v_table, v_digits, v_within) f
+        SELECT x.k AS bucket, (x.v ->> 0)::bigint AS row_count, (x.v ->> 1)::numeric AS checksum
+          FROM jsonb_each(v_ours) AS x(k, v)
     ), theirs AS (
         SELECT x.k AS bucket, (x.v ->> 'rows')::bigint AS row_count, (x.v ->> 'checksum')::numeric AS checksum
           FROM jsonb_each(v_theirs) AS x(k, v)
@@ -110,6 +147,14 @@ BEGIN
               FROM ours o FULL JOIN theirs t ON t.bucket = o.bucket
              WHERE coalesce(o.row_count, 0) <> coalesce(t.row_count, 0)
                 OR coalesce(o.checksum, 0) <> coalesce(t.checksum, 0)) d;
+
+    IF v_sub THEN
+        v_deep := ARRAY(SELECT e ->> 'bucket' FROM jsonb_array_elements(v_diff) e ORDER BY 1 LIMIT 16);
+        SELECT coalesce(jsonb_object_agg(x.k, jsonb_build_object('rows', (x.v ->> 0)::bigint,
+                                                                 'checksum', x.v ->> 1)), '{}')
+          INTO v_subfigs
+          FROM jsonb_each(v_ours4) AS x(k, v) WHERE left(x.k, 2) = ANY (v_deep);
+    END IF;
 
     IF v_pairs AND jsonb_array_length(v_diff) > 0 THEN
         v_asked := ARRAY(SELECT e ->> 'bucket' FROM jsonb_array_elements(v_diff) e
@@ -142,10 +187,12 @@ BEGIN
         'differing', jsonb_array_length(v_diff),
         'buckets', v_diff,
         'pairs_left_out', CASE WHEN v_pairs THEN v_left_out END,
+        'sub_buckets_of', to_jsonb(v_deep),
+        'sub_buckets', v_subfigs,
         'read_at', p_payload -> 'read_at'));
 END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._reconcile(uuid, text, jsonb) IS
-    'Internal: the answer to a RECONCILE delivery: the source''s bucket figures of a tenant x table compared with optiqoflow.bucket_fingerprints; the differing buckets with our figures (and, asked, our (id, version) pairs of small ones). Reads only; bounded (256 or 4,096 figures, 4,096 pairs).';
+    'Internal: the answer to a RECONCILE delivery: the source''s bucket figures of a tenant x table compared with optiqoflow.bucket_fingerprints; the differing buckets with our figures (and, asked, our (id, version) pairs of small ones, or our sub-bucket figures of up to 16 of them). Reads only; bounded (256 or 4,096 figures, 4,096 pairs, 4,096 sub-bucket figures).';
 REVOKE ALL ON FUNCTION optiqoflow._reconcile(uuid, text, jsonb) FROM PUBLIC;

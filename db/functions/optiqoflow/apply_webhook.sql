@@ -11,7 +11,8 @@ AS $$
 -- from psql to apply a payload by hand:
 --     SELECT optiqoflow.apply_webhook('{"type": "DELETE", "table": "...", ...}');
 -- Validates the envelope, de-duplicates by delivery id / event_id, applies the change
--- (upsert_record, delete_record or full_sync_batch: evolution, versions, tracking, views),
+-- (upsert_record, delete_record or full_sync_batch: evolution, versions, tracking, views;
+-- a RECONCILE, _reconcile: compares bucket figures, writes only its log row, claims no key),
 -- then writes one tenant_data_push_log row, invalidates the tenant's chart caches for the
 -- tables it changed and writes one webhook_logs row, all in the caller's transaction.
 --
@@ -270,6 +271,6 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.apply_webhook(jsonb, text) IS
-    'Applies one Optiqo webhook payload (INSERT | UPDATE | DELETE | FULL_SYNC) in the caller''s transaction: de-duplication by delivery id / event_id, versions, evolution, column tracking, views, push log, chart cache invalidation, webhook_logs. Returns {status: applied|duplicate|stale|refused, table, rows, log_id, ...}; a payload that can never be applied is logged with its payload and answered refused (error, sqlstate, hint); transient errors are raised.';
+    'Applies one Optiqo webhook payload (INSERT | UPDATE | DELETE | FULL_SYNC; RECONCILE compares bucket figures and changes no data) in the caller''s transaction: de-duplication by delivery id / event_id, versions, evolution, column tracking, views, push log, chart cache invalidation, webhook_logs. Returns {status: applied|duplicate|stale|refused, table, rows, log_id, ...}; a payload that can never be applied is logged with its payload and answered refused (error, sqlstate, hint); transient errors are raised.';
 REVOKE ALL ON FUNCTION optiqoflow.apply_webhook(jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.apply_webhook(jsonb, text) TO service_role;
