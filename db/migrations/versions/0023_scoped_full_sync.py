@@ -1,14 +1,14 @@
 """scoped full sync
 
-1. 0018_scoped_full_sync_before.sql: sync_runs.buckets; drops the seven-argument
+1. 0023_scoped_full_sync_before.sql: sync_runs.buckets; drops the seven-argument
    full_sync_batch, which becomes full_sync_batch(..., p_buckets text[] DEFAULT NULL);
 2. the function files: a FULL_SYNC run limited to buckets removes only their rows;
 3. ownership.sql.
 
 Frozen function copies: optiqoflow/apply_webhook.sql, optiqoflow/full_sync_batch.sql
 
-Revision ID: 0018_scoped_full_sync
-Revises: 0017_reconcile_delivery
+Revision ID: 0023_scoped_full_sync
+Revises: 0022_reconcile_delivery
 Create Date: 2026-12-07T19:03:05+00:00
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 from alembic import op
 from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision, run_sql
 
-revision = '0018_scoped_full_sync'
-down_revision = '0017_reconcile_delivery'
+revision = '0023_scoped_full_sync'
+down_revision = '0022_reconcile_delivery'
 branch_labels = None
 depends_on = None
 
@@ -29,7 +29,7 @@ _HERE = Path(__file__).parent
 
 
 def upgrade() -> None:
-    run_sql(op, (_HERE / "0018_scoped_full_sync_before.sql").read_text())
+    run_sql(op, (_HERE / "0023_scoped_full_sync_before.sql").read_text())
     apply_revision(op, revision)
     own_everything(op)
 
