@@ -1,12 +1,14 @@
 """python -m bench COMMAND [--quick] [--reps N] [--dsn DSN] [--out FILE.md] [--json FILE]
 
 Commands:
-  all        full-sync, realtime, growth, profile, pool, in that order
+  all        full-sync, realtime, growth, profile, pool, repair, in that order
   full-sync  target 1 (FULL_SYNC through HTTP vs SQL ceiling vs COPY) and 5 (peak RSS)
   realtime   target 2 (events through HTTP vs HTTP ceiling vs naive, c = 1/8/32) and 4 (DDL)
   growth     target 3 (latency at 10k/100k/1M rows, FULL_SYNC sweep cost, 1,000 x 21 views)
   profile    where the time goes: pg_stat_user_functions and py-spy of the receiver
   pool       the receiver's gate against waiting in psycopg_pool's queue (CPU per call)
+  repair     repairing 10 lost changes in a 1M-row table (RECONCILE + scoped FULL_SYNC)
+             against a full re-sync: bytes and time
 
 --at REV: benchmark the committed code of REV (a clean `git archive` export in a
 temporary folder, with this bench/), not the working tree.
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import common, full_sync, growth, pool, profile, realtime
+from bench import common, full_sync, growth, pool, profile, realtime, repair
 
 Runner = Callable[[common.Cluster, bool, int], tuple[str, dict[str, Any]]]
 COMMANDS: dict[str, Runner] = {
@@ -38,6 +40,7 @@ COMMANDS: dict[str, Runner] = {
     "growth": growth.run,
     "profile": profile.run,
     "pool": pool.run,
+    "repair": repair.run,
 }
 
 

@@ -17,7 +17,7 @@ from receiver.metrics import Metrics
 
 log = logging.getLogger("optiqoflow.receiver")
 
-OPERATIONS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC", "BATCH")
+OPERATIONS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC", "RECONCILE", "BATCH")
 
 
 def account(metrics: Metrics, request: web.Request, outcome: Outcome, duration: float) -> None:

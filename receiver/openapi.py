@@ -27,6 +27,7 @@ from receiver.openapi_template import (
     _KIND_SCHEMA,
     KINDS,
     REALTIME,
+    RECORD_KINDS,
     _ref,
     _template,
 )
@@ -101,6 +102,14 @@ def _envelope(kind: str, table: Any, record: Any) -> dict[str, Any]:
             "maxLength": 200,
             "description": "Names one run per tenant and table (a number is taken as its text).",
         }
+        props["buckets"] = {
+            "type": ["array", "null"],
+            "items": {"type": "string", "pattern": "^([0-9a-f]{2}|[0-9a-f]{4})$"},
+            "minItems": 1,
+            "maxItems": 256,
+            "description": "A repair: the run is limited to these buckets (2 or 4 hex digits of "
+            "md5(id::text)); it removes only their rows, and every record must be in one (OF027).",
+        }
         versioned = {
             "records": {
                 "items": {
@@ -166,7 +175,7 @@ def document(
         schemas["SourceTable"]["enum"] = tables
     for table in tables:
         schemas[f"Record.{names[table]}"] = copy.deepcopy(record_schemas[table])
-    for kind in KINDS[:-1]:
+    for kind in RECORD_KINDS:
         event = _KIND_SCHEMA[kind].replace("Payload", "Event")
         if tables:
             for table in tables:

@@ -11,13 +11,15 @@ from typing import Any
 
 PATH = "/openapi.json"  # where receiver.openapi serves the document
 WEBHOOK_PATH = "/api/optiqo-webhook"  # receiver.app's, which imports this module
-KINDS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC", "BATCH")
+KINDS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC", "RECONCILE", "BATCH")
 REALTIME = ("INSERT", "UPDATE", "DELETE")  # what a BATCH envelope may hold
+RECORD_KINDS = ("INSERT", "UPDATE", "DELETE", "FULL_SYNC")  # those that carry records
 _KIND_SCHEMA = {
     "INSERT": "InsertPayload",
     "UPDATE": "UpdatePayload",
     "DELETE": "DeletePayload",
     "FULL_SYNC": "FullSyncPayload",
+    "RECONCILE": "ReconcilePayload",
     "BATCH": "BatchPayload",
 }
 _COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -40,7 +42,9 @@ def _retry_after(response: dict[str, Any]) -> dict[str, Any]:
 
 _DESCRIPTION = """\
 Optiqo POSTs one signed JSON payload per change (INSERT, UPDATE, DELETE), FULL_SYNC batches
-for an import, or a BATCH envelope of real-time events. The receiver checks the signature
+for an import (or, limited to some buckets, a repair), a BATCH envelope of real-time events,
+or a RECONCILE: its bucket figures of a tenant's table, answered with the buckets that
+differ (it changes no data and is never a duplicate). The receiver checks the signature
 on the raw bytes, checks the body is strict JSON, and makes one database call,
 `optiqoflow.apply_webhook(payload, delivery_id)`, whose answer it passes on.
 
@@ -94,6 +98,36 @@ _ANSWER_PROPERTIES: dict[str, Any] = {
         "description": "BATCH: the number of events per status.",
     },
     "replay_of": {"type": "integer"},
+    "digits": {"enum": [2, 4], "description": "RECONCILE: hex digits of the buckets compared."},
+    "within": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "RECONCILE: the 2-digit buckets the comparison was limited to.",
+    },
+    "compared": {"type": "integer", "minimum": 0, "description": "RECONCILE: buckets compared."},
+    "differing": {"type": "integer", "minimum": 0, "description": "RECONCILE: buckets that differ."},
+    "buckets": {
+        "type": "array",
+        "description": "RECONCILE: the buckets whose figures differ, with ours.",
+        "items": _ref("BucketFigures"),
+    },
+    "pairs_left_out": {
+        "type": "integer",
+        "minimum": 0,
+        "description": "RECONCILE with pairs: differing buckets answered without their pairs.",
+    },
+    "read_at": {"type": "string", "description": "RECONCILE: the sender's read_at, echoed."},
+    "sub_buckets_of": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "RECONCILE with sub_buckets: the differing buckets (at most 16) whose "
+        "sub-buckets follow.",
+    },
+    "sub_buckets": {
+        "type": "object",
+        "additionalProperties": _ref("Figures"),
+        "description": "RECONCILE with sub_buckets: our figures of their non-empty sub-buckets.",
+    },
 }
 
 _TIMESTAMP = {
@@ -349,6 +383,94 @@ def _template() -> dict[str, Any]:
                     "propertyNames": {
                         "pattern": "^[a-z_][a-z0-9_]{0,62}$",
                         "not": {"pattern": "^_of_"},
+                    },
+                },
+                "Bucket": {
+                    "type": "string",
+                    "pattern": "^[0-9a-f]{2}([0-9a-f]{2})?$",
+                    "description": "The first 2 (bucket) or 4 (sub-bucket) hex digits of "
+                    "md5(id::text), the id's canonical text (README, Repair without peering).",
+                },
+                "Figures": {
+                    "type": "object",
+                    "required": ["rows", "checksum"],
+                    "properties": {
+                        "rows": {"type": "integer", "minimum": 0},
+                        "checksum": {
+                            "type": ["string", "integer"],
+                            "pattern": "^-?[0-9]{1,40}$",
+                            "description": "Sum of the first 64 bits (signed) of md5(id || '|' || "
+                            "updated_at in UTC with microseconds), in decimal; a string keeps it exact.",
+                        },
+                    },
+                },
+                "BucketFigures": {
+                    "type": "object",
+                    "required": ["bucket", "rows", "checksum"],
+                    "properties": {
+                        "bucket": _ref("Bucket"),
+                        "rows": {"type": "integer", "minimum": 0},
+                        "checksum": {"type": "string"},
+                        "pairs": {
+                            "type": "array",
+                            "description": "Asked with pairs: our (id, version) pairs of the bucket.",
+                            "items": {
+                                "type": "array",
+                                "prefixItems": [
+                                    {"type": "string", "format": "uuid"},
+                                    {"type": "string"},
+                                ],
+                                "minItems": 2,
+                                "maxItems": 2,
+                            },
+                        },
+                    },
+                },
+                "ReconcilePayload": {
+                    "type": "object",
+                    "description": "Our extension: a source's bucket figures of one tenant x table; "
+                    "the answer lists the buckets that differ, with ours. Changes no data, never a "
+                    "duplicate, logged like any delivery. Malformed figures: OF026.",
+                    "required": ["type", "table", "tenant_id", "read_at", "buckets"],
+                    "properties": {
+                        "type": {"const": "RECONCILE", "description": "Matched case-insensitively."},
+                        "table": _ref("SourceTable"),
+                        "tenant_id": _ref("TenantId"),
+                        "read_at": _ref("Timestamp"),
+                        "digits": {
+                            "enum": [2, 4],
+                            "description": "2 (default): the 256 buckets; 4: the sub-buckets of "
+                            "the buckets in `within`.",
+                        },
+                        "within": {
+                            "type": "array",
+                            "items": {"type": "string", "pattern": "^[0-9a-f]{2}$"},
+                            "minItems": 1,
+                            "maxItems": 16,
+                            "description": "The 2-digit buckets compared (required with digits 4).",
+                        },
+                        "pairs": {
+                            "type": "boolean",
+                            "description": "Answer our (id, version) pairs of each differing bucket "
+                            "of at most 64 of our rows, for at most 64 buckets.",
+                        },
+                        "sub_buckets": {
+                            "type": "boolean",
+                            "description": "With 2 digits: also answer our figures of the "
+                            "sub-buckets of the first 16 differing buckets, from the same read.",
+                        },
+                        "buckets": {
+                            "type": "object",
+                            "propertyNames": _ref("Bucket"),
+                            "additionalProperties": _ref("Figures"),
+                            "maxProperties": 4096,
+                            "description": "Every bucket of the scope that has rows at the source; "
+                            "one left out has none.",
+                        },
+                        "event_id": {
+                            "type": ["string", "number"],
+                            "description": "Logged; never makes a RECONCILE a duplicate.",
+                        },
                     },
                 },
                 "Record": {

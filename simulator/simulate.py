@@ -45,6 +45,10 @@ from receiver.signatures import sign_plain
 from simulator import source as simsource
 
 CHAOS = ("duplicate", "reorder", "late", "timeout", "interleave", "abandon", "restart", "lose")
+# not in "all": deliveries lost silently (never sent, never retried, and no FULL_SYNC of
+# the workload is there to repair them); after sending, the reconcile loop
+# (simulator.repair: RECONCILE, then scoped FULL_SYNC) must find and repair them
+REPAIR_CHAOS = ("vanish",)
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -69,6 +73,7 @@ class SimOptions:
     late_rate: float = 0.03
     timeout_rate: float = 0.03
     lose_rate: float = 0.05
+    vanish_rate: float = 0.05
     request_timeout: float = 30.0
     max_backoff: float = 2.0
     max_attempts: int = 60
@@ -76,10 +81,11 @@ class SimOptions:
     def __post_init__(self) -> None:
         if not self.run_id:
             self.run_id = f"sim-{self.seed}-{uuid.uuid4().hex[:8]}"
-        unknown = set(self.chaos) - set(CHAOS)
+        unknown = set(self.chaos) - set(CHAOS) - set(REPAIR_CHAOS)
         if unknown:
             raise ValueError(
-                f"unknown chaos: {', '.join(sorted(unknown))} (known: {', '.join(CHAOS)})"
+                f"unknown chaos: {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(CHAOS + REPAIR_CHAOS)})"
             )
 
 
@@ -183,8 +189,14 @@ def build_schedule(conn: psycopg.Connection[Any], opts: SimOptions) -> Schedule:
     steps: list[Step] = []
     current: list[Item] = []
     dropped: list[int] = []
+    vanish = random.Random(
+        f"{opts.seed}/vanish"
+    )  # its own: the other chaos plans stay as they were
     for oid, op, tenant, table, body in rows:
         item = Item(int(oid), body.encode(), f"{opts.run_id}:d{oid}")
+        if "vanish" in opts.chaos and op != "FULL_SYNC" and vanish.random() < opts.vanish_rate:
+            dropped.append(int(oid))
+            continue
         if (
             "lose" in opts.chaos
             and op != "FULL_SYNC"
@@ -411,6 +423,7 @@ class RunResult:
     dropped: int
     send: SendStats
     converged: bool | None = None
+    repair: Any = None  # simulator.repair.RepairStats, with vanish chaos
 
     def summary(self) -> dict[str, Any]:
         w = self.workload
@@ -430,6 +443,7 @@ class RunResult:
             if self.send.seconds
             else None,
             "converged": self.converged,
+            **({"repair": self.repair.summary()} if self.repair is not None else {}),
         }
 
 
@@ -438,9 +452,15 @@ async def run(
     source_dsn: str,
     restart: Callable[[], Awaitable[None]] | None = None,
     progress: Callable[[str], None] | None = None,
+    target_dsn: str | None = None,
 ) -> RunResult:
-    """Create the source, run the workload, deliver its outbox. The caller checks
-    convergence (simulator.converge.check)."""
+    """Create the source, run the workload, deliver its outbox; with vanish chaos, then
+    reconcile and repair over the webhook channel (simulator.repair; target_dsn gives the
+    bucket query's text). The caller checks convergence (simulator.converge.check)."""
+    if "vanish" in opts.chaos and not target_dsn:
+        raise ValueError(
+            "vanish chaos needs the destination database (the repair asks it for the bucket query)"
+        )
     say = progress or (lambda _m: None)
     with psycopg.connect(source_dsn, autocommit=True) as conn:
         params = {k: v for k, v in vars(opts).items() if k not in ("secret", "chaos")}
@@ -465,7 +485,17 @@ async def run(
         )
         stats = await send(schedule, opts, restart, progress)
         save_attempts(conn, stats)
-    return RunResult(wstats, schedule.items, len(schedule.dropped), stats)
+        tenants = [str(t) for t in simsource.tenant_ids(opts.run_id, opts.tenants)]
+    result = RunResult(wstats, schedule.items, len(schedule.dropped), stats)
+    if "vanish" in opts.chaos:
+        from simulator import repair
+
+        assert target_dsn is not None
+        say(f"{len(schedule.dropped)} deliveries lost on purpose; reconciling and repairing")
+        result.repair = await repair.repair(
+            opts.url, opts.secret, source_dsn, target_dsn, tenants=tenants, progress=say
+        )
+    return result
 
 
 # --- an own destination: embedded PostgreSQL + `optiqoflow serve` -------------------------
@@ -645,8 +675,8 @@ async def _main(args: argparse.Namespace) -> int:
             say(
                 "restart chaos skipped: the destination is not owned by this run (use --own-destination)"
             )
-        result = await run(opts, source_dsn, restart, say)
         target_dsn = own.dsn if own else args.target_dsn
+        result = await run(opts, source_dsn, restart, say, target_dsn)
         if target_dsn:
             say("checking convergence")
             report = await asyncio.to_thread(converge.check, source_dsn, target_dsn)
@@ -682,12 +712,16 @@ async def _main(args: argparse.Namespace) -> int:
         if own is not None:
             own.close(keep_database=args.keep)
             if args.keep:
-                say(f"kept the destination database: {own.dsn}; stop it with: "
-                    + shlex.join(stop_command(own.server.data_dir)))
+                say(
+                    f"kept the destination database: {own.dsn}; stop it with: "
+                    + shlex.join(stop_command(own.server.data_dir))
+                )
         if own_source is not None:
             if args.keep:
-                say(f"kept the source database: {own_source.server.dsn}; stop it with: "
-                    + shlex.join(stop_command(own_source.server.data_dir)))
+                say(
+                    f"kept the source database: {own_source.server.dsn}; stop it with: "
+                    + shlex.join(stop_command(own_source.server.data_dir))
+                )
             else:
                 own_source.close()
 
@@ -735,7 +769,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--chaos",
         default="none",
-        help=f"comma-separated: {', '.join(CHAOS)}; or all / none (default none)",
+        help=f"comma-separated: {', '.join(CHAOS)}; or all / none (default none); and "
+        "vanish (not in all): deliveries lost silently, then found and repaired by RECONCILE "
+        "and scoped FULL_SYNC (needs --own-destination or --target-dsn)",
     )
     p.add_argument("--window", type=int, default=16, help="reordering window (deliveries)")
     p.add_argument("--restarts", type=int, default=1, help="destination restarts (restart chaos)")

@@ -1252,3 +1252,64 @@ def test_grant_tenant_and_moving_a_role_on_the_cluster(cc: psycopg.Connection[An
     with pytest.raises(psycopg.Error) as refused:
         cc.execute("SELECT tenants.grant_tenant('authenticated', %s)", (a,))
     assert refused.value.sqlstate == "OF015"
+
+
+# --- repair without peering on the cluster (issue 24, point 6) ------------------------
+
+
+@pytest.mark.citus
+def test_bucket_figures_lineage_reconcile_and_a_scoped_full_sync_on_the_cluster(
+    cc: psycopg.Connection[Any],
+) -> None:
+    """bucket_fingerprints through the coordinator equals the whole-table fingerprint;
+    every row records its delivery (_of_log_id, written on the tenant's worker); a
+    RECONCILE runs on the tenant's worker, changes nothing and is never a duplicate; a
+    FULL_SYNC limited to one bucket removes only that bucket's row, on the worker."""
+    tenant = str(uuid.uuid4())
+    base = {"table": "adhoc_work_orders", "tenant_id": tenant}
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    answer, path = deliver(cc, {**base, "type": "FULL_SYNC", "offset": 0, "total": 40, "sync_id": "load",
+                                "records": [rec(i, T(2), title="s") for i in ids]})
+    assert (answer["status"], answer["run_state"], path) == ("applied", "complete", "worker")
+    lineage = cc.execute("SELECT DISTINCT _of_log_id FROM optiqoflow.work_orders WHERE tenant_id = %s",
+                         (tenant,)).fetchall()
+    assert lineage == [(answer["log_id"],)]
+
+    figures = {b: {"rows": int(n), "checksum": str(s)} for b, n, s in cc.execute(
+        "SELECT * FROM optiqoflow.bucket_fingerprints(%s, 'adhoc_work_orders')", (tenant,))}
+    whole = cc.execute("SELECT row_count, checksum FROM optiqoflow.table_fingerprint(%s, 'adhoc_work_orders')",
+                       (tenant,)).fetchone()
+    assert whole == (40, sum(int(f["checksum"]) for f in figures.values()))
+
+    lost = ids[0]
+    bucket = cc.execute("SELECT left(md5(%s::uuid::text), 2)", (lost,)).fetchone()[0]  # type: ignore[index]
+    # the source deleted `lost` and the DELETE never arrived: its figures lack the row
+    theirs = dict(figures)
+    same_bucket = [i for i in ids[1:] if cc.execute("SELECT left(md5(%s::uuid::text), 2)", (i,)).fetchone()[0] == bucket]  # type: ignore[index]
+    if same_bucket:
+        row = cc.execute(
+            "SELECT count(*), sum(('x' || left(md5(id::text || '|' || to_char(updated_at AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS.US')), 16))::bit(64)::bigint)::numeric "
+            "FROM optiqoflow.work_orders WHERE tenant_id = %s AND id = ANY (%s::uuid[])",
+            (tenant, same_bucket)).fetchone()
+        assert row is not None
+        theirs[bucket] = {"rows": int(row[0]), "checksum": str(row[1])}
+    else:
+        del theirs[bucket]
+    payload = {**base, "type": "RECONCILE", "read_at": T(3), "buckets": theirs}
+    answers = [deliver(cc, payload, "reconcile-same-id") for _ in range(2)]
+    for a, path in answers:
+        assert (a["status"], a["operation"], path) == ("applied", "RECONCILE", "worker")
+        assert [b["bucket"] for b in a["buckets"]] == [bucket]
+    assert cc.execute("SELECT count(*) FROM optiqoflow.work_orders WHERE tenant_id = %s", (tenant,)).fetchone() == (40,)
+
+    repair, path = deliver(cc, {**base, "type": "FULL_SYNC", "offset": 0, "total": len(same_bucket),
+                                "sync_id": "repair", "buckets": [bucket], "occurred_at": T(3),
+                                "records": [rec(i, T(2), title="s") for i in same_bucket]})
+    assert (repair["status"], repair["run_state"], repair["removed"], path) == ("applied", "complete", 1, "worker")
+    left = {r for (r,) in cc.execute("SELECT id::text FROM optiqoflow.work_orders WHERE tenant_id = %s", (tenant,))}
+    assert left == set(ids[1:])
+    assert cc.execute("SELECT count(*) FROM optiqoflow.tombstones WHERE tenant_id = %s AND id = %s",
+                      (tenant, lost)).fetchone() == (1,)
+    final, _ = deliver(cc, {**payload, "read_at": T(4)})
+    assert final["differing"] == 0

@@ -145,3 +145,47 @@ def test_no_mapping_and_odd_table_names_still_make_a_valid_document() -> None:
     records = [name for name in odd["components"]["schemas"] if name.startswith("Record.")]
     assert len(records) == 2
     assert odd["components"]["schemas"]["SourceTable"]["enum"] == ["site rooms/é", "site rooms_é"]
+
+
+def _examples(heading: str) -> list[Any]:
+    """The JSON blocks of a section of docs/payloads.md, each line of a block that holds
+    several answers parsed on its own."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "payloads.md").read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    found: list[Any] = []
+    for block in re.findall(r"```json\n(.*?)```", section, re.S):
+        try:
+            found.append(json.loads(block))
+        except json.JSONDecodeError:
+            found.extend(json.loads(line) for line in block.splitlines() if line.strip())
+    return found
+
+
+def test_the_repair_exchanges_of_the_payload_reference_follow_the_document() -> None:
+    """docs/payloads.md's RECONCILE and scoped FULL_SYNC examples, payloads and answers,
+    validate against the published schemas; a RECONCILE answer is `applied`."""
+    from jsonschema import Draft202012Validator
+
+    doc = openapi.document({})
+    validate(doc)
+    assert "RECONCILE" in doc["webhooks"]
+
+    def validator(name: str) -> Draft202012Validator:
+        return Draft202012Validator({"$ref": f"#/components/schemas/{name}", **doc})
+
+    examples = _examples("Repair without peering: RECONCILE and scoped FULL_SYNC")
+    payloads = [e for e in examples if "type" in e]
+    answers = [e for e in examples if "status" in e]
+    assert [p["type"] for p in payloads] == ["RECONCILE", "RECONCILE", "FULL_SYNC"]
+    assert len(answers) == 4
+    for p in payloads:
+        validator("Payload").validate(p)
+    for a in answers:
+        validator("Applied").validate(a)
+        assert a["status"] == "applied"
+    reconciles = [a for a in answers if a["operation"] == "RECONCILE"]
+    assert [len(a["buckets"]) for a in reconciles] == [2, 2, 0]
+    bad = {**payloads[0], "digits": 3}
+    assert list(validator("ReconcilePayload").iter_errors(bad))

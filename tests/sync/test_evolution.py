@@ -430,7 +430,9 @@ def test_a_new_mapping_gets_its_table_on_the_first_push(
     assert {k: types[k] for k in ("name", "watts", "tags")} == {
         "name": "text", "watts": "numeric", "tags": "jsonb",
     }  # fmt: skip
-    assert {k for k in types if k.startswith("_of_")} == {"_of_written_at", "_of_xid", "_of_sync_run"}
+    assert {k for k in types if k.startswith("_of_")} == {
+        "_of_written_at", "_of_xid", "_of_sync_run", "_of_log_id",
+    }  # fmt: skip
     rls, policies = conn.execute(
         "SELECT c.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)"
         " FROM pg_class c WHERE c.oid = 'optiqoflow.equipment'::regclass"

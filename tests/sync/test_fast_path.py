@@ -21,7 +21,7 @@ from tests.helpers import SOURCE, TARGET, apply, new_id, rec, row, upsert, v
 
 Conn = psycopg.Connection[Any]
 
-BOOKKEEPING = ("_of_written_at", "_of_xid", "_of_sync_run")
+BOOKKEEPING = ("_of_written_at", "_of_xid", "_of_sync_run", "_of_log_id")
 
 
 def _tracked(c: Conn, tenant: str) -> list[str]:

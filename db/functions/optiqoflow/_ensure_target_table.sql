@@ -26,6 +26,7 @@ BEGIN
             '  _of_written_at timestamptz NOT NULL DEFAULT now(),'
             '  _of_xid xid8 DEFAULT pg_current_xact_id(),'
             '  _of_sync_run bigint,'
+            '  _of_log_id bigint,'   -- lineage: the webhook_logs id of the delivery that last wrote the row
             '  CONSTRAINT %I PRIMARY KEY (tenant_id, id))',
             p_table, p_table || '_pkey');
         EXECUTE format('COMMENT ON TABLE optiqoflow.%I IS %L', p_table,

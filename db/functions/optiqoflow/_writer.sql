@@ -58,6 +58,8 @@ DECLARE
     _of_stored timestamptz;
     _of_tomb   timestamptz;
     _of_n      bigint;
+    -- lineage: the webhook_logs id of the delivery writing (apply_webhook sets it first)
+    _of_log    bigint := nullif(current_setting('optiqoflow.log_id', true), '')::bigint;
 BEGIN
     _of_o_written := 0; _of_o_duplicate := 0; _of_o_stale := 0;
     IF jsonb_array_length(_of_a_records) = 1 THEN
@@ -69,7 +71,8 @@ BEGIN
         IF FOUND THEN
             IF _of_r.updated_at > _of_stored THEN
                 UPDATE optiqoflow.%2$I t
-                   SET %6$s, _of_written_at = _of_a_now, _of_xid = _of_a_xid, _of_sync_run = _of_a_run
+                   SET %6$s, _of_written_at = _of_a_now, _of_xid = _of_a_xid, _of_sync_run = _of_a_run,
+                       _of_log_id = _of_log
                  WHERE t.tenant_id = _of_a_tenant AND t.id = _of_r.id;
                 _of_o_written := 1;
                 RETURN;
@@ -91,8 +94,8 @@ BEGIN
             _of_o_stale := 1;
             RETURN;
         END IF;
-        INSERT INTO optiqoflow.%2$I (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run)
-        VALUES (_of_a_tenant, _of_r.id, %7$s, _of_a_now, _of_a_xid, _of_a_run)
+        INSERT INTO optiqoflow.%2$I (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
+        VALUES (_of_a_tenant, _of_r.id, %7$s, _of_a_now, _of_a_xid, _of_a_run, _of_log)
         ON CONFLICT (tenant_id, id) DO NOTHING;
         GET DIAGNOSTICS _of_n = ROW_COUNT;
         IF _of_n = 1 THEN
@@ -113,8 +116,8 @@ BEGIN
         WITH src AS (
             SELECT r.* FROM jsonb_populate_recordset(NULL::optiqoflow.%2$I, _of_a_records) r
         ), w AS (
-            INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run)
-            SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run FROM src c
+            INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
+            SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run, _of_log FROM src c
             %5$s
         ), cls AS (
             SELECT s.id, CASE WHEN s.updated_at = t.updated_at THEN 'd' ELSE 's' END AS _of_action
@@ -149,8 +152,8 @@ BEGIN
           LEFT JOIN optiqoflow.tombstones tb
                  ON tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table AND tb.id = s.id
     ), w AS (
-        INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run)
-        SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run FROM cls c WHERE c._of_action = 'w'
+        INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
+        SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run, _of_log FROM cls c WHERE c._of_action = 'w'
         %5$s
     ), cleared AS (
         DELETE FROM optiqoflow.tombstones x USING w
@@ -177,7 +180,7 @@ $gen$,
             (SELECT string_agg(format('c.%I', c), ', ') FROM unnest(v_data) c),
             -- the upsert's conflict clause, shared by both batch statements
             format('ON CONFLICT (tenant_id, id) DO UPDATE SET %s, _of_written_at = EXCLUDED._of_written_at, '
-                   '_of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run '
+                   '_of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run, _of_log_id = EXCLUDED._of_log_id '
                    'WHERE t.updated_at < EXCLUDED.updated_at RETURNING t.id',
                    (SELECT string_agg(format('%1$I = CASE WHEN %2$L = ANY (_of_a_present) THEN EXCLUDED.%1$I ELSE t.%1$I END', c, c), ', ')
                       FROM unnest(v_data) c)),

@@ -11,7 +11,8 @@ AS $$
 -- from psql to apply a payload by hand:
 --     SELECT optiqoflow.apply_webhook('{"type": "DELETE", "table": "...", ...}');
 -- Validates the envelope, de-duplicates by delivery id / event_id, applies the change
--- (upsert_record, delete_record or full_sync_batch: evolution, versions, tracking, views),
+-- (upsert_record, delete_record or full_sync_batch: evolution, versions, tracking, views;
+-- a RECONCILE, _reconcile: compares bucket figures, writes only its log row, claims no key),
 -- then writes one tenant_data_push_log row, invalidates the tenant's chart caches for the
 -- tables it changed and writes one webhook_logs row, all in the caller's transaction.
 --
@@ -48,6 +49,9 @@ BEGIN
         RETURN optiqoflow.apply_webhook_batch(p_payload, p_delivery_id);   -- our batch envelope
     END IF;
     v_log_id := nextval('optiqoflow.webhook_logs_id_seq'::regclass);
+    -- the log row this delivery will write, known before any row is: every row it writes
+    -- records it (_of_log_id, lineage), as do its tombstones and FULL_SYNC batches
+    PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);
 
     BEGIN
         IF p_payload IS NULL OR jsonb_typeof(p_payload) <> 'object' THEN
@@ -61,9 +65,9 @@ BEGIN
                 USING ERRCODE = 'OF024',
                       HINT = 'Send the events in several envelopes (a few hundred each is plenty).';
         END IF;
-        IF v_type IS NULL OR upper(v_type) NOT IN ('INSERT', 'UPDATE', 'DELETE', 'FULL_SYNC') THEN
+        IF v_type IS NULL OR upper(v_type) NOT IN ('INSERT', 'UPDATE', 'DELETE', 'FULL_SYNC', 'RECONCILE') THEN
             RAISE EXCEPTION 'unknown operation type: %', coalesce(left(v_type, 50), '(none)')
-                USING ERRCODE = 'OF004', HINT = 'type is one of INSERT, UPDATE, DELETE, FULL_SYNC.';
+                USING ERRCODE = 'OF004', HINT = 'type is one of INSERT, UPDATE, DELETE, FULL_SYNC, RECONCILE (or BATCH).';
         END IF;
         v_type := upper(v_type);
         IF jsonb_typeof(p_payload -> 'table') IS DISTINCT FROM 'string' THEN
@@ -110,9 +114,12 @@ BEGIN
 
         IF jsonb_typeof(p_payload -> 'event_id') IN ('string', 'number') THEN
             v_event_id := p_payload ->> 'event_id';
-            v_keys := v_keys || ('e:' || v_event_id);
+            IF v_type <> 'RECONCILE' THEN
+                v_keys := v_keys || ('e:' || v_event_id);
+            END IF;
         END IF;
-        IF p_delivery_id IS NOT NULL AND p_delivery_id <> '' THEN
+        -- a RECONCILE claims no key: each answer is computed afresh, never a duplicate
+        IF p_delivery_id IS NOT NULL AND p_delivery_id <> '' AND v_type <> 'RECONCILE' THEN
             v_keys := v_keys || ('d:' || p_delivery_id);
         END IF;
 
@@ -153,12 +160,14 @@ BEGIN
             v_result := optiqoflow.upsert_record(v_tenant, v_source, p_payload -> 'record', v_occurred);
             v_version := coalesce(CASE WHEN jsonb_typeof(p_payload -> 'record' -> 'updated_at') = 'string'
                                        THEN (p_payload -> 'record' ->> 'updated_at')::timestamptz END, v_occurred);
+        ELSIF v_type = 'RECONCILE' THEN
+            -- compares the source's bucket figures with ours; writes nothing but its log row
+            v_result := optiqoflow._reconcile(v_tenant, v_source, p_payload);
         ELSIF v_type = 'DELETE' THEN
             IF jsonb_typeof(p_payload -> 'old_record') IS DISTINCT FROM 'object' THEN
                 RAISE EXCEPTION 'DELETE without an old_record'
                     USING ERRCODE = 'OF004', HINT = 'DELETE carries "old_record": {"id": ...} (at least the id).';
             END IF;
-            PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);   -- the tombstone's log row
             v_result := optiqoflow.delete_record(v_tenant, v_source, p_payload -> 'old_record', v_occurred);
             v_version := coalesce(CASE WHEN jsonb_typeof(p_payload -> 'old_record' -> 'updated_at') = 'string'
                                        THEN (p_payload -> 'old_record' ->> 'updated_at')::timestamptz END, v_occurred);
@@ -173,11 +182,16 @@ BEGIN
                 RAISE EXCEPTION 'FULL_SYNC offset and total must be numbers, sync_id a string'
                     USING ERRCODE = 'OF010', HINT = 'e.g. "offset": 5000, "total": 12000, "sync_id": "run-42".';
             END IF;
-            PERFORM set_config('optiqoflow.log_id', v_log_id::text, true);   -- the run's log row
+            IF jsonb_typeof(p_payload -> 'buckets') NOT IN ('array', 'null') THEN
+                RAISE EXCEPTION 'FULL_SYNC buckets is a list of buckets'
+                    USING ERRCODE = 'OF027', HINT = 'e.g. "buckets": ["3f", "a0c1"] (README, Repair without peering).';
+            END IF;
             v_result := optiqoflow.full_sync_batch(
                 v_tenant, v_source, p_payload -> 'records',
                 (p_payload ->> 'offset')::bigint, (p_payload ->> 'total')::bigint,
-                p_payload ->> 'sync_id', v_occurred);
+                p_payload ->> 'sync_id', v_occurred,
+                CASE WHEN jsonb_typeof(p_payload -> 'buckets') = 'array'
+                     THEN ARRAY(SELECT jsonb_array_elements_text(p_payload -> 'buckets')) END);
         END IF;
         v_status := v_result ->> 'status';
         v_rows := coalesce((v_result ->> 'rows')::bigint, 0);
@@ -199,7 +213,7 @@ BEGIN
                                                             'hint', nullif(v_hint, '')));
     END;
 
-    IF v_status = 'applied' THEN
+    IF v_status = 'applied' AND v_type <> 'RECONCILE' THEN
         INSERT INTO tenants.tenant_data_push_log (tenant_id, tables, operation, rows, webhook_log_id)
         VALUES (v_tenant, ARRAY[v_target], v_type, v_rows, v_log_id);
         IF v_rows > 0 AND EXISTS (SELECT FROM public.chart_table_dependencies d WHERE d.table_name = v_target) THEN
@@ -223,6 +237,8 @@ BEGIN
          nullif(jsonb_strip_nulls(jsonb_build_object(
              'stale', v_result -> 'stale', 'duplicates', v_result -> 'duplicates',
              'removed', v_result -> 'removed', 'run_state', v_result -> 'run_state',
+             'read_at', v_result -> 'read_at', 'digits', v_result -> 'digits',
+             'compared', v_result -> 'compared', 'differing', v_result -> 'differing',
              'added_columns', nullif(v_result -> 'added_columns', '[]'),
              'ignored_columns', nullif(v_result -> 'ignored_columns', '[]'),
              'hint', to_jsonb(nullif(v_hint, '')), 'detail', to_jsonb(nullif(v_detail, '')))), '{}'),
@@ -242,6 +258,9 @@ BEGIN
                 v_error, v_state, p_payload, p_delivery_id, v_event_id);
     END IF;
 
+    -- a write after this one in the same transaction (upsert_record by hand) is not ours
+    PERFORM set_config('optiqoflow.log_id', '', true);
+
     RETURN v_result || jsonb_build_object('log_id', v_log_id, 'operation', v_type)
                     || CASE WHEN v_tenant IS NOT NULL THEN jsonb_build_object('tenant_id', v_tenant)
                             -- refused before its tenant was settled: the tenant it names, if readable
@@ -252,6 +271,6 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.apply_webhook(jsonb, text) IS
-    'Applies one Optiqo webhook payload (INSERT | UPDATE | DELETE | FULL_SYNC) in the caller''s transaction: de-duplication by delivery id / event_id, versions, evolution, column tracking, views, push log, chart cache invalidation, webhook_logs. Returns {status: applied|duplicate|stale|refused, table, rows, log_id, ...}; a payload that can never be applied is logged with its payload and answered refused (error, sqlstate, hint); transient errors are raised.';
+    'Applies one Optiqo webhook payload (INSERT | UPDATE | DELETE | FULL_SYNC; RECONCILE compares bucket figures and changes no data) in the caller''s transaction: de-duplication by delivery id / event_id, versions, evolution, column tracking, views, push log, chart cache invalidation, webhook_logs. Returns {status: applied|duplicate|stale|refused, table, rows, log_id, ...}; a payload that can never be applied is logged with its payload and answered refused (error, sqlstate, hint); transient errors are raised.';
 REVOKE ALL ON FUNCTION optiqoflow.apply_webhook(jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.apply_webhook(jsonb, text) TO service_role;

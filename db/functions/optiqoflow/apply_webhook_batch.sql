@@ -14,7 +14,7 @@ AS $$
 -- apply_webhook in order, with its own outcome, log row, push log and invalidation; the
 -- delivery id of event i is "<delivery id>/<i>" (1-based), so a retried envelope is a
 -- duplicate event by event. An event without tenant_id takes the envelope's. A refused
--- event (a FULL_SYNC or a nested BATCH among them) does not stop the others; a transient
+-- event (a FULL_SYNC, RECONCILE or nested BATCH among them) does not stop the others; a transient
 -- error rolls the whole envelope back. The row locks of all events are taken first, in
 -- the global order, so concurrent envelopes cannot deadlock on them.
 -- Answers {"status": "applied", "rows": total, "events": [<each answer>], "counts":
@@ -40,8 +40,9 @@ BEGIN
     PERFORM optiqoflow._lock_events(p_payload -> 'events', p_payload ->> 'tenant_id');
 
     FOR v_event, v_index IN SELECT e, o FROM jsonb_array_elements(p_payload -> 'events') WITH ORDINALITY AS x(e, o) LOOP
-        IF jsonb_typeof(v_event) = 'object' AND upper(v_event ->> 'type') IN ('BATCH', 'FULL_SYNC') THEN
-            -- real-time events only: a FULL_SYNC batch takes its run's lock before row locks
+        IF jsonb_typeof(v_event) = 'object' AND upper(v_event ->> 'type') IN ('BATCH', 'FULL_SYNC', 'RECONCILE') THEN
+            -- real-time events only: a FULL_SYNC batch takes its run's lock before row locks;
+            -- a RECONCILE reads a whole table (one per request, not 10,000 per envelope)
             v_event := jsonb_build_object('type', upper(v_event ->> 'type') || ' (inside a BATCH)',
                                           'table', v_event -> 'table');
         ELSIF jsonb_typeof(v_event) = 'object' AND NOT v_event ? 'tenant_id' AND v_tenant IS NOT NULL THEN

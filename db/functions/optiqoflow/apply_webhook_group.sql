@@ -33,7 +33,7 @@ BEGIN
                   HINT = 'SELECT * FROM optiqoflow.apply_webhook_group(''[{...}, {...}]'', ARRAY[''id-1'', ''id-2'']).';
     END IF;
     IF EXISTS (SELECT FROM jsonb_array_elements(p_payloads) AS x(e)
-                WHERE jsonb_typeof(e) = 'object' AND upper(e ->> 'type') IN ('FULL_SYNC', 'BATCH')) THEN
+                WHERE jsonb_typeof(e) = 'object' AND upper(e ->> 'type') IN ('FULL_SYNC', 'BATCH', 'RECONCILE')) THEN
         RAISE EXCEPTION 'a group holds real-time events only (INSERT, UPDATE, DELETE)'
             USING ERRCODE = 'OF020',
                   HINT = 'Apply a FULL_SYNC batch or a BATCH envelope on its own with optiqoflow.apply_webhook.';

@@ -5,7 +5,8 @@ CREATE OR REPLACE FUNCTION optiqoflow.full_sync_batch(
     p_offset      bigint DEFAULT 0,
     p_total       bigint DEFAULT NULL,
     p_sync_id     text DEFAULT NULL,
-    p_occurred_at timestamptz DEFAULT NULL
+    p_occurred_at timestamptz DEFAULT NULL,
+    p_buckets     text[] DEFAULT NULL
 )
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -34,6 +35,13 @@ AS $$
 -- run nor written after it started are removed and tombstoned. An abandoned run removes
 -- nothing. Records obey the version rules throughout.
 --
+-- Scoped runs (a repair): p_buckets limits the run to those buckets (2 or 4 hex digits
+-- of md5(id::text), see optiqoflow.bucket_fingerprints; 1 to 256 of them). Its removals
+-- (offset 0 without a total, or completion with one) touch only rows of those buckets,
+-- under the same rules; every record must be of one of them; the run keeps the buckets
+-- of its first batch, and a batch of it naming others is refused (OF027). Like any run,
+-- it abandons the tenant x table's unfinished run.
+--
 -- Returns {"status": "applied" | "duplicate", "table", "rows", "stale", "duplicates",
 --          "removed" (on the batch that completes or wipes), "sync_run_id", "run_state"}.
 DECLARE
@@ -54,6 +62,7 @@ DECLARE
     v_result    jsonb;
     v_removed   bigint;
     v_now       timestamptz := now();   -- Citus: no now() inside CASE in a distributed UPDATE
+    v_buckets   text[];
 BEGIN
     IF p_tenant_id IS NULL THEN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
@@ -67,7 +76,24 @@ BEGIN
             USING ERRCODE = 'OF010', HINT = 'sync_id is a non-empty string of at most 200 characters.';
     END IF;
 
+    IF p_buckets IS NOT NULL THEN
+        IF cardinality(p_buckets) NOT BETWEEN 1 AND 256
+           OR EXISTS (SELECT FROM unnest(p_buckets) b WHERE b IS NULL OR b !~ '^([0-9a-f]{2}|[0-9a-f]{4})$') THEN
+            RAISE EXCEPTION 'a FULL_SYNC''s buckets are 1 to 256 buckets of 2 or 4 lower-case hex digits'
+                USING ERRCODE = 'OF027', HINT = 'e.g. "buckets": ["3f", "a0c1"] (README, Repair without peering).';
+        END IF;
+        v_buckets := ARRAY(SELECT DISTINCT b FROM unnest(p_buckets) b ORDER BY 1);
+    END IF;
+
     v_info := optiqoflow._analyse_records(p_tenant_id, p_records, p_occurred_at);
+    IF v_buckets IS NOT NULL AND EXISTS (
+           SELECT FROM jsonb_array_elements(p_records) AS r(e)
+            WHERE left(md5((r.e ->> 'id')::uuid::text), 2) <> ALL (v_buckets)
+              AND left(md5((r.e ->> 'id')::uuid::text), 4) <> ALL (v_buckets)) THEN
+        RAISE EXCEPTION 'a record of this FULL_SYNC is in none of its buckets'
+            USING ERRCODE = 'OF027',
+                  HINT = 'A scoped FULL_SYNC carries only rows whose left(md5(id::text), 2 or 4) is one of its buckets.';
+    END IF;
     v_count := (v_info ->> 'records')::bigint;
 
     -- Runs of one tenant x table are managed one batch at a time. Lock order (see
@@ -100,9 +126,15 @@ BEGIN
     IF v_run.id IS NULL THEN
         UPDATE optiqoflow.sync_runs r SET state = 'abandoned', finished_at = now()
          WHERE r.tenant_id = p_tenant_id AND r.target_table = v_table AND r.state = 'running';
-        INSERT INTO optiqoflow.sync_runs (tenant_id, target_table, sync_id, total, start_snapshot)
-        VALUES (p_tenant_id, v_table, p_sync_id, p_total, optiqoflow._tenant_snapshot(p_tenant_id))   -- Citus: the tenant's node
+        INSERT INTO optiqoflow.sync_runs (tenant_id, target_table, sync_id, total, start_snapshot, buckets)
+        VALUES (p_tenant_id, v_table, p_sync_id, p_total, optiqoflow._tenant_snapshot(p_tenant_id),   -- Citus: the tenant's node
+                v_buckets)
         RETURNING * INTO v_run;
+    ELSIF v_run.buckets IS DISTINCT FROM v_buckets THEN
+        RAISE EXCEPTION 'this FULL_SYNC batch names other buckets than its run'
+            USING ERRCODE = 'OF027',
+                  DETAIL = format('The run %s has buckets %s.', v_run.id, coalesce(array_to_string(v_run.buckets, ', '), '(none: the whole table)')),
+                  HINT = 'Every batch of a run carries the buckets of its first batch (or none, for a whole-table run).';
     ELSIF EXISTS (SELECT FROM optiqoflow.sync_run_batches b
                    WHERE b.tenant_id = p_tenant_id AND b.run_id = v_run.id AND b.batch_offset = v_offset) THEN
         RETURN jsonb_build_object('status', 'duplicate', 'table', v_table, 'rows', 0, 'upserted', 0,
@@ -143,8 +175,9 @@ BEGIN
             '  WHERE t.tenant_id = $1 AND t._of_sync_run IS DISTINCT FROM $2'
             '    AND t.id <> ALL (SELECT (e ->> ''id'')::uuid FROM jsonb_array_elements($3) e)'
             '    AND ($4::timestamptz IS NULL OR t.updated_at <= $4)'
+            '    AND ($5::text[] IS NULL OR left(md5(t.id::text), 2) = ANY ($5) OR left(md5(t.id::text), 4) = ANY ($5))'
             '  RETURNING 1) SELECT count(*) FROM gone', v_table)
-        INTO v_removed USING p_tenant_id, v_run.id, p_records, v_snapshot_at;
+        INTO v_removed USING p_tenant_id, v_run.id, p_records, v_snapshot_at, v_run.buckets;
     END IF;
 
     v_result := optiqoflow._write_records(p_tenant_id, v_table, p_records, p_occurred_at, v_columns,
@@ -156,6 +189,7 @@ BEGIN
             '  WHERE t.tenant_id = $1 AND t._of_sync_run IS DISTINCT FROM $2'
             '    AND coalesce(pg_visible_in_snapshot(t._of_xid, $3), true)'
             '    AND ($6::timestamptz IS NULL OR t.updated_at <= $6)'
+            '    AND ($7::text[] IS NULL OR left(md5(t.id::text), 2) = ANY ($7) OR left(md5(t.id::text), 4) = ANY ($7))'
             '  RETURNING t.id, t.updated_at),'
             ' tomb AS (INSERT INTO optiqoflow.tombstones AS x (tenant_id, target_table, id, version, webhook_log_id)'
             '  SELECT $1, $4, g.id, g.updated_at, $5 FROM gone g'
@@ -165,7 +199,7 @@ BEGIN
             ' SELECT count(*) + 0 * (SELECT count(*) FROM tomb) FROM gone', v_table)
         INTO v_removed
         USING p_tenant_id, v_run.id, v_run.start_snapshot, v_table,
-              nullif(current_setting('optiqoflow.log_id', true), '')::bigint, v_snapshot_at;
+              nullif(current_setting('optiqoflow.log_id', true), '')::bigint, v_snapshot_at, v_run.buckets;
     END IF;
 
     UPDATE optiqoflow.sync_runs r
@@ -201,7 +235,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION optiqoflow.full_sync_batch(uuid, text, jsonb, bigint, bigint, text, timestamptz) IS
-    'Applies one FULL_SYNC batch (records at [p_offset, p_offset + n) of a run named by p_sync_id, or of the tenant x table''s current run). Without p_total, offset 0 removes the tenant''s other rows first; with p_total, the batch that completes coverage of [0, total) removes and tombstones the rows neither in the run nor written after it started. Returns {status, table, rows, stale, duplicates, removed, sync_run_id, run_state}. Not logged: use apply_webhook for a logged delivery.';
-REVOKE ALL ON FUNCTION optiqoflow.full_sync_batch(uuid, text, jsonb, bigint, bigint, text, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION optiqoflow.full_sync_batch(uuid, text, jsonb, bigint, bigint, text, timestamptz) TO service_role;
+COMMENT ON FUNCTION optiqoflow.full_sync_batch(uuid, text, jsonb, bigint, bigint, text, timestamptz, text[]) IS
+    'Applies one FULL_SYNC batch (records at [p_offset, p_offset + n) of a run named by p_sync_id, or of the tenant x table''s current run). Without p_total, offset 0 removes the tenant''s other rows first; with p_total, the batch that completes coverage of [0, total) removes and tombstones the rows neither in the run nor written after it started. With p_buckets (a repair), removals touch only rows of those buckets of md5(id::text). Returns {status, table, rows, stale, duplicates, removed, sync_run_id, run_state}. Not logged: use apply_webhook for a logged delivery.';
+REVOKE ALL ON FUNCTION optiqoflow.full_sync_batch(uuid, text, jsonb, bigint, bigint, text, timestamptz, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION optiqoflow.full_sync_batch(uuid, text, jsonb, bigint, bigint, text, timestamptz, text[]) TO service_role;

@@ -1,0 +1,245 @@
+"""The source's side of repair without peering (docs/payloads.md, "Repair without
+peering"): for each tenant x table, one read of the source's rows gives the figures of
+the 65,536 sub-buckets, rolled up into the 256 buckets'; a RECONCILE with those (and
+"sub_buckets": true) answers the buckets that differ with our figures of their
+sub-buckets (16 buckets per answer), so one read on each side finds the differing
+sub-buckets; then a FULL_SYNC limited to them, with every source row of them.
+Repeated until a RECONCILE finds nothing (or `rounds` times: a bucket can differ while
+deliveries are in flight, and repairing it again is harmless).
+
+The figures are computed on the source with the query optiqoflow.fingerprint_query
+defines (the README's "exact query"); the simulator asks the destination for its text,
+as `optiqoflow reconcile` does, so there is one formula. Everything else goes over the
+webhook channel, signed like any delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import psycopg
+from psycopg import sql
+
+from receiver.signatures import sign_plain
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class RepairStats:
+    pairs_checked: int = 0
+    reconciles: int = 0
+    buckets_differing: int = 0
+    sub_buckets_differing: int = 0
+    scoped_runs: int = 0
+    rows_sent: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    rounds: int = 0
+    still_differing: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+class Channel:
+    """Signed POSTs to the receiver, retried on 5xx / 408 / 429 and timeouts."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, secret: str, stats: RepairStats
+    ) -> None:
+        self.session, self.url, self.secret, self.stats = session, url, secret, stats
+        self.last_full_sync_at: float | None = (
+            None  # perf_counter when the last FULL_SYNC was answered
+        )
+
+    async def post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-webhook-signature": sign_plain(self.secret, body),
+            "x-webhook-id": f"repair-{uuid.uuid4().hex}",
+        }
+        for attempt in range(30):
+            self.stats.bytes_sent += len(body)
+            try:
+                async with self.session.post(self.url, data=body, headers=headers) as r:
+                    text = await r.read()
+                    self.stats.bytes_received += len(text)
+                    if r.status not in RETRY_STATUSES:
+                        answer: dict[str, Any] = json.loads(text)
+                        if r.status != 200:
+                            raise RuntimeError(f"repair delivery answered {r.status}: {answer}")
+                        if payload.get("type") == "FULL_SYNC":
+                            self.last_full_sync_at = time.perf_counter()
+                        return answer
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
+        raise RuntimeError("repair delivery: no answer after 30 attempts")
+
+
+def _figures(
+    src: psycopg.Connection[Any], query: str, tenant: str, within: list[str] | None
+) -> dict[str, Any]:
+    with src.transaction():
+        # 65,536 sub-buckets do not fit the default 4MB: the aggregate would spill to disk
+        src.execute("SET LOCAL work_mem = '32MB'")
+        cursor = psycopg.RawCursor(src)  # the query's parameters are $1 and $2
+        return {
+            bucket: {"rows": int(n), "checksum": str(s)}
+            for _, bucket, n, s in cursor.execute(query, ([tenant], within))
+        }
+
+
+def _same(f: dict[str, Any] | None) -> tuple[int, Decimal]:
+    """Figures as numbers: (rows, checksum), (0, 0) for none."""
+    return (int(f["rows"]), Decimal(str(f["checksum"]))) if f else (0, Decimal(0))
+
+
+def _rows(src: psycopg.Connection[Any], table: str, tenant: str, subs: list[str]) -> list[Any]:
+    row = src.execute(
+        sql.SQL(
+            "SELECT coalesce(jsonb_agg(optiqo._pushed(%s, to_jsonb(x)) ORDER BY x.id), '[]')::text "
+            "FROM optiqo.{} x WHERE x.tenant_id = %s AND left(md5(x.id::text), 4) = ANY (%s)"
+        ).format(sql.Identifier(table)),
+        (table, tenant, subs),
+    ).fetchone()
+    assert row is not None
+    rows: list[Any] = json.loads(row[0])
+    return rows
+
+
+async def repair_pair(
+    channel: Channel,
+    src: psycopg.Connection[Any],
+    queries: tuple[str, str],
+    tenant: str,
+    table: str,
+    *,
+    batch_size: int = 1000,
+    rounds: int = 3,
+) -> bool:
+    """Reconcile and repair one tenant x table; True when a RECONCILE found it equal."""
+    stats = channel.stats
+    query4 = queries[1]  # the sub-buckets' query; the buckets' figures are rolled up from it
+    for attempt in range(rounds + 1):
+        read_at = src.execute(
+            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        ).fetchone()
+        assert read_at is not None
+        # one read of the source's rows: the sub-buckets' figures, rolled up to the buckets'
+        theirs4 = await asyncio.to_thread(_figures, src, query4, tenant, None)
+        theirs2: dict[str, dict[str, Any]] = {}
+        for sub, f in theirs4.items():
+            b = theirs2.setdefault(sub[:2], {"rows": 0, "checksum": Decimal(0)})
+            b["rows"] += f["rows"]
+            b["checksum"] += Decimal(f["checksum"])
+        figures = {
+            b: {"rows": f["rows"], "checksum": str(f["checksum"])} for b, f in theirs2.items()
+        }
+        base = {"type": "RECONCILE", "table": table, "tenant_id": tenant, "read_at": read_at[0]}
+        # ... and one of ours: the differing buckets, with our figures of their sub-buckets
+        answer = await channel.post({**base, "sub_buckets": True, "buckets": figures})
+        stats.reconciles += 1
+        differing = [b["bucket"] for b in answer["buckets"]]
+        if not differing:
+            return True
+        if attempt == rounds:
+            break
+        stats.rounds += 1
+        stats.buckets_differing += len(differing)
+        covered = set(answer.get("sub_buckets_of", []))  # 16 at most: the rest next round
+        ours4: dict[str, Any] = answer.get("sub_buckets", {})
+        subs = sorted(
+            sub
+            for sub in {k for k in theirs4 if k[:2] in covered} | set(ours4)
+            if _same(theirs4.get(sub)) != _same(ours4.get(sub))
+        )
+        stats.sub_buckets_differing += len(subs)
+        if not subs:
+            continue  # changed meanwhile: look again
+        records = await asyncio.to_thread(_rows, src, table, tenant, subs)
+        sync_id = f"repair-{uuid.uuid4().hex[:12]}"
+        for offset in range(0, max(len(records), 1), batch_size):
+            batch = records[offset : offset + batch_size]
+            await channel.post({"type": "FULL_SYNC", "table": table, "tenant_id": tenant,
+                                "sync_id": sync_id, "buckets": subs, "offset": offset,
+                                "total": len(records), "occurred_at": read_at[0],
+                                "records": batch})  # fmt: skip
+            stats.rows_sent += len(batch)
+        stats.scoped_runs += 1
+    return False
+
+
+async def repair(
+    url: str,
+    secret: str,
+    source_dsn: str,
+    target_dsn: str,
+    *,
+    tenants: Sequence[str] | None = None,
+    tables: Sequence[str] | None = None,
+    rounds: int = 3,
+    batch_size: int = 1000,
+    progress: Callable[[str], None] | None = None,
+) -> RepairStats:
+    """Reconcile every tenant x source table (or those given) and repair what differs."""
+    stats = RepairStats()
+    started = time.perf_counter()
+    with (
+        psycopg.connect(target_dsn, autocommit=True) as tgt,
+        psycopg.connect(source_dsn, autocommit=True) as src,
+    ):
+        mapped = [
+            t
+            for (t,) in tgt.execute("SELECT source_table FROM optiqoflow.table_mappings ORDER BY 1")
+        ]
+        present = {
+            t
+            for (t,) in src.execute(
+                "SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = 'optiqo'::regnamespace "
+                "AND c.relkind = 'r'"
+            )
+        }
+        names = [t for t in mapped if t in present and (not tables or t in tables)]
+        queries: dict[str, tuple[str, str]] = {}
+        for t in names:
+            texts = [
+                tgt.execute(
+                    "SELECT optiqoflow.fingerprint_query('optiqo', %s, %s)", (t, d)
+                ).fetchone()
+                for d in (2, 4)
+            ]
+            assert texts[0] is not None and texts[1] is not None
+            queries[t] = (str(texts[0][0]), str(texts[1][0]))
+        if tenants is None:
+            tenants = [
+                str(t)
+                for (t,) in src.execute("SELECT tenant_id FROM optiqo.tenant_modules ORDER BY 1")
+            ]
+        timeout = aiohttp.ClientTimeout(total=300)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            channel = Channel(session, url, secret, stats)
+            for table in names:
+                for tenant in tenants:
+                    stats.pairs_checked += 1
+                    ok = await repair_pair(
+                        channel, src, queries[table], tenant, table,
+                        batch_size=batch_size, rounds=rounds,
+                    )  # fmt: skip
+                    if not ok:
+                        stats.still_differing.append(f"{tenant}/{table}")
+            if progress:
+                progress(f"repair: {stats.summary()}")
+    stats.seconds = time.perf_counter() - started
+    return stats
