@@ -78,6 +78,13 @@ BEGIN
             PERFORM optiqoflow._lock_rows(p_tenant_id, v_mapping.target_table, v_records);
             v_xid := optiqoflow._tenant_xid(p_tenant_id);
         END IF;
+        -- a closed (erased) tenant writes nothing (as in _lock_rows: under the lock)
+        IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
+                    WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
+            RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
+                USING ERRCODE = 'OF025',
+                      HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
+        END IF;
         v_writer := optiqoflow._writer_name(v_mapping.target_table, v_columns);
         IF to_regproc(format('optiqoflow_gen.%I', v_writer)) IS NULL
            OR to_regproc('optiqoflow_gen.call_writer') IS NULL THEN
