@@ -1,11 +1,12 @@
-"""Privacy: `optiqoflow erase-tenant | readmit-tenant`.
+"""Privacy: `optiqoflow erase-tenant | readmit-tenant | erase-record`.
 
 Thin clients of the database's functions (README, "Privacy"), which a DBA in the role
 `optiqoflow_admin` can call from psql as well:
 
 - `erase-tenant`: `optiqoflow.erase_tenant(tenant, reason)`, called again, each call its
   own transaction, until its receipt says `"complete": true`;
-- `readmit-tenant`: `optiqoflow.readmit_tenant(tenant)`.
+- `readmit-tenant`: `optiqoflow.readmit_tenant(tenant)`;
+- `erase-record`: `optiqoflow.erase_record(tenant, table, id, reason)`.
 
 The database is `DATABASE_URL`, else the embedded PostgreSQL of the data folder; the
 role connecting must be a member of `optiqoflow_admin` (the receiver's `service_role` is
@@ -15,6 +16,7 @@ refused, 42501).
 from __future__ import annotations
 
 import argparse
+import uuid
 from typing import Any
 
 import psycopg
@@ -92,6 +94,32 @@ def _run_readmit_tenant(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_erase_record(args: argparse.Namespace) -> int:
+    tenant = _canonical_tenant(args.tenant)
+    try:
+        record = str(uuid.UUID(args.id.strip().strip("{}")))
+    except ValueError:
+        raise UsageError(f"not a record UUID: {args.id!r}") from None
+    if not args.yes:
+        raise UsageError(f"erasing record {record} cannot be undone: add --yes to confirm")
+    with target("erase-record") as dsn, psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT optiqoflow.erase_record(%s, %s, %s, %s)",
+            (tenant, args.table, record, args.reason),
+        ).fetchone()
+    assert row is not None
+    receipt: dict[str, Any] = row[0]
+    if args.json:
+        print(_dumps(receipt))
+    else:
+        removed = ", ".join(f"{k} {v}" for k, v in sorted(receipt["removed"].items()) if v)
+        print(
+            f"optiqoflow erase-record: {receipt['table']} {record} of tenant {tenant} erased "
+            f"(removed: {removed or 'nothing'}; tombstone at {receipt['tombstone']['version']})"
+        )
+    return 0
+
+
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "erase-tenant",
@@ -122,3 +150,21 @@ def register(sub: Any) -> None:
     p.add_argument("tenant", metavar="TENANT", help="the tenant's UUID")
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=_run_readmit_tenant)
+
+    p = sub.add_parser(
+        "erase-record",
+        help="erase one record and its traces, keeping a tombstone (needs optiqoflow_admin)",
+        description=(
+            "Calls optiqoflow.erase_record(TENANT, TABLE, ID, REASON): the row, refused "
+            "deliveries holding its id and the tenant's chart cache entries of its table go; a "
+            "tombstone stays so that an old retry cannot bring it back. Prints the receipt, kept "
+            "in optiqoflow.record_erasures."
+        ),
+    )
+    p.add_argument("tenant", metavar="TENANT", help="the tenant's UUID")
+    p.add_argument("table", metavar="TABLE", help="a source or target table name")
+    p.add_argument("id", metavar="ID", help="the record's id (a UUID)")
+    p.add_argument("--reason", required=True, help="why (kept in the receipt)")
+    p.add_argument("--yes", action="store_true", help="confirm: the record cannot be brought back")
+    p.add_argument("--json", action="store_true", help="print the receipt as JSON")
+    p.set_defaults(func=_run_erase_record)

@@ -82,6 +82,13 @@ def test_erasure_leaves_only_the_receipt(
     others_before = search(conn, other, other_mark)
 
     with dba(conn, db_dsn, make_role) as admin:
+        one = conn.execute(
+            "SELECT id FROM optiqoflow.employees WHERE tenant_id = %s", (tenant,)
+        ).fetchone()
+        assert one is not None  # a record erased before: its receipt goes with the tenant
+        admin.execute(
+            "SELECT optiqoflow.erase_record(%s, 'employees', %s, 'asked')", (tenant, one[0])
+        )
         admin.execute("SET optiqoflow.erase_chunk_rows = 4")  # many calls: every step resumes
         answers = erase(admin, tenant)
     receipt = answers[-1]
@@ -90,7 +97,8 @@ def test_erasure_leaves_only_the_receipt(
     assert answers[0]["closed_now"] and not any(a["closed_now"] for a in answers[1:])
     removed = receipt["removed"]
     assert removed["optiqoflow.work_orders"] == 2 and removed["optiqoflow.zones"] == 2
-    assert removed["optiqoflow.employees"] == 1 and removed["optiqoflow.tombstones"] == 1
+    assert removed["optiqoflow.employees"] == 0 and removed["optiqoflow.tombstones"] == 2
+    assert removed["optiqoflow.record_erasures"] == 1
     assert removed["optiqoflow.refused_deliveries"] == 2  # the refused payload and the bytes
     assert removed["public.charts"] == 1 and removed["public.chart_data_cache"] == 2
     assert removed["tenants.role_tenants"] == 1 and removed["tenant views"] >= 3

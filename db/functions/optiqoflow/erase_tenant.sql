@@ -21,8 +21,8 @@ AS $$
 -- log, the log rows of its deliveries (kept, but without tenant id, payload, delivery
 -- id, event id, error or detail: time, table, outcome) with their de-duplication keys,
 -- refused deliveries (those filed under it, and kept payloads or bodies that name it),
--- its chart cache entries and its own charts, its column tracking, its views and the
--- roles given it. The rows a call removes are counted into the receipt; a call that finds
+-- its chart cache entries and its own charts, the receipts of its erased records, its
+-- column tracking, its views and the roles given it. The rows a call removes are counted into the receipt; a call that finds
 -- nothing left marks the erasure complete. A call that fails or a crash rolls back that
 -- call only: calling again resumes. Other tenants' deliveries are never waited for,
 -- and they wait at most for the first call's row-bucket locks (one chunk).
@@ -221,7 +221,16 @@ BEGIN
                          coalesce((v_removed ->> 'public.charts')::bigint, 0) + v_n);
     END IF;
 
-    -- 8. column tracking, views, roles given the tenant (a handful of rows each)
+    -- 8. receipts of its erased records, column tracking, views, roles given the tenant
+    -- (a handful of rows each)
+    IF v_left > 0 THEN
+        DELETE FROM optiqoflow.record_erasures r
+         WHERE r.id IN (SELECT q.id FROM optiqoflow.record_erasures q WHERE q.tenant_id = p_tenant_id LIMIT v_left);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_left := v_left - v_n;
+        v_removed := v_removed || jsonb_build_object('optiqoflow.record_erasures',
+                         coalesce((v_removed ->> 'optiqoflow.record_erasures')::bigint, 0) + v_n);
+    END IF;
     IF v_left > 0 THEN
         DELETE FROM tenants.tenant_column_access a WHERE a.tenant_id = p_tenant_id;
         GET DIAGNOSTICS v_n = ROW_COUNT;
