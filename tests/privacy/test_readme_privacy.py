@@ -33,14 +33,14 @@ def test_the_privacy_examples_run(
     conn: psycopg.Connection[Any], db_dsn: str, make_role: Any, tmp_path: Path
 ) -> None:
     text = section("Privacy")
-    erase_tenant_sql, erase_record_sql = blocks(text, "sql")
+    erase_tenant_sql, erase_record_sql, policies_sql = blocks(text, "sql")
     (commands,) = blocks(text, "sh")
     assert apply(conn, FIRST)["status"] == "applied"
     name = make_role("alice")
     conn.execute(sql.SQL("GRANT optiqoflow_admin TO {}").format(sql.Identifier(name)))
     env = environment(DATABASE_URL=make_conninfo(db_dsn, user=name, password=PASSWORD))
 
-    for script in (erase_tenant_sql, erase_record_sql):
+    for script in (erase_tenant_sql, erase_record_sql, policies_sql):
         file = tmp_path / "example.sql"
         file.write_text(script)
         done = subprocess.run(
@@ -65,5 +65,8 @@ def test_the_privacy_examples_run(
     assert conn.execute(
         "SELECT count(*), count(readmitted_at) FROM optiqoflow.tenant_erasures"
     ).fetchone() == (2, 2)
+    assert conn.execute(
+        "SELECT column_name, policy FROM optiqoflow.column_policies ORDER BY 1"
+    ).fetchall() == [("email", "block"), ("last_name", "hash")]
     # the second erasure of the tenant took its record receipts with it
     assert conn.execute("SELECT count(*) FROM optiqoflow.record_erasures").fetchone() == (0,)

@@ -255,7 +255,11 @@ BEGIN
              error, sqlstate, payload, delivery_id, event_id)
         VALUES (v_log_id, now(), coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload)),
                 left(v_source, 200), v_target, v_type, 'refused',
-                v_error, v_state, p_payload, p_delivery_id, v_event_id);
+                v_error, v_state,
+                -- kept as the column policies of its table let it be (blocked keys out, ...)
+                CASE WHEN EXISTS (SELECT FROM optiqoflow.column_policies cp WHERE cp.policy <> 'keep')
+                     THEN optiqoflow._policy_payload(p_payload) ELSE p_payload END,
+                p_delivery_id, v_event_id);
     END IF;
 
     RETURN v_result || jsonb_build_object('log_id', v_log_id, 'operation', v_type)

@@ -42,6 +42,11 @@ BEGIN
     IF NOT FOUND THEN
         v_mapping := optiqoflow._target_table(p_table);   -- a target name, or OF001
     END IF;
+    -- column policies (optiqoflow.column_policies): blocked keys out, hashed values hashed
+    IF EXISTS (SELECT FROM optiqoflow.column_policies cp
+                WHERE cp.target_table = v_mapping.target_table AND cp.policy <> 'keep') THEN
+        p_record := optiqoflow._policy_record(v_mapping.target_table, p_record);
+    END IF;
     v_records := jsonb_build_array(p_record);
     v_columns := optiqoflow._columns(v_mapping.target_table);
     v_keys := ARRAY(SELECT jsonb_object_keys(p_record));
