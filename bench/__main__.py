@@ -90,6 +90,7 @@ def header(cl: common.Cluster, argv: list[str]) -> str:
         + ", track_functions=all (benchmark databases)",
         f"- every server process: pool of {common.POOL_MAX} connections (min = max); client: "
         "one aiohttp process, keep-alive connections = concurrency; all on 127.0.0.1",
+        f"- column policy (BENCH_COLUMN_POLICY): {os.environ.get('BENCH_COLUMN_POLICY') or 'none'}",
         "",
     ])
 
