@@ -7,6 +7,7 @@ Commands:
   growth     target 3 (latency at 10k/100k/1M rows, FULL_SYNC sweep cost, 1,000 x 21 views)
   profile    where the time goes: pg_stat_user_functions and py-spy of the receiver
   pool       the receiver's gate against waiting in psycopg_pool's queue (CPU per call)
+  erasure    issue 23 point 5: others' p99 while a 1M-row tenant is erased (not in `all`)
 
 --at REV: benchmark the committed code of REV (a clean `git archive` export in a
 temporary folder, with this bench/), not the working tree.
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import common, full_sync, growth, pool, profile, realtime
+from bench import common, erasure, full_sync, growth, pool, profile, realtime
 
 Runner = Callable[[common.Cluster, bool, int], tuple[str, dict[str, Any]]]
 COMMANDS: dict[str, Runner] = {
@@ -38,6 +39,7 @@ COMMANDS: dict[str, Runner] = {
     "growth": growth.run,
     "profile": profile.run,
     "pool": pool.run,
+    "erasure": erasure.run,
 }
 
 
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             rest = [x if x != str(a.json) else str(a.json.resolve()) for x in rest]
         return run_at(a.at, rest)
     reps = a.reps or (3 if a.quick else 5)
-    names = list(COMMANDS) if a.command == "all" else [a.command]
+    names = [c for c in COMMANDS if c != "erasure"] if a.command == "all" else [a.command]
     sections: list[str] = []
     data: dict[str, Any] = {}
     with common.cluster(a.dsn, keep=a.keep) as cl:

@@ -16,6 +16,7 @@ refused, 42501).
 from __future__ import annotations
 
 import argparse
+import time
 import uuid
 from typing import Any
 
@@ -39,15 +40,40 @@ def erase_tenant(
         )
     receipt: dict[str, Any] = {}
     for _ in range(MAX_CALLS):
-        with conn.transaction():
-            row = conn.execute(
-                "SELECT optiqoflow.erase_tenant(%s, %s)", (tenant, reason)
-            ).fetchone()
-        assert row is not None
+        row = _call_retrying(conn, "SELECT optiqoflow.erase_tenant(%s, %s)", (tenant, reason))
         receipt = row[0]
         if receipt.get("complete"):
             return receipt
     raise CommandError(f"tenant {tenant} is not erased after {MAX_CALLS} calls: run it again")
+
+
+# a call that met a lock held too long (a dashboard query on a view it drops: 55P03),
+# a deadlock or a serialization failure rolled back alone: it is tried again
+RETRYABLE = (
+    psycopg.errors.LockNotAvailable,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
+RETRIES = 10
+
+
+def _call_retrying(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...]) -> Any:
+    """One call in its own transaction, tried again (up to RETRIES times, a second
+    apart) when it failed on a lock; its one row."""
+    for attempt in range(RETRIES + 1):
+        try:
+            with conn.transaction():
+                row = conn.execute(query, params).fetchone()
+            assert row is not None
+            return row
+        except RETRYABLE as e:
+            if attempt == RETRIES:
+                raise CommandError(
+                    f"gave up after {RETRIES + 1} tries ({e.sqlstate}: {e.diag.message_primary}); "
+                    "nothing of the last call was kept: run the command again"
+                ) from None
+            time.sleep(1)
+    raise AssertionError("unreachable")
 
 
 def _summary(receipt: dict[str, Any]) -> str:

@@ -84,3 +84,28 @@ def test_the_command_line_erases_and_readmits(
     assert "42501" in one_line(refused.stderr)
     bad = optiqoflow("erase-tenant", "not-a-uuid", "--reason", "x", "--yes", env=env)
     assert bad.returncode == 2 and "not a tenant UUID" in one_line(bad.stderr)
+
+
+def test_a_view_held_by_a_dashboard_makes_a_call_fail_and_the_next_one_finish(
+    conn: psycopg.Connection[Any], db_dsn: str, make_role: Any
+) -> None:
+    """Dropping the tenant's views waits at most optiqoflow.ddl_lock_timeout (2s) for a
+    dashboard query holding one; that call rolls back alone and the command tries again."""
+    import threading
+    import time
+
+    from operations.privacy import erase_tenant
+
+    tenant = str(uuid.uuid4())
+    apply(conn, upsert(tenant, rec(None, 1, title="x")))
+    with psycopg.connect(db_dsn) as dashboard, dba(conn, db_dsn, make_role) as admin:
+        dashboard.execute(f'SELECT count(*) FROM tenants."{tenant}_work_orders"')  # holds it
+        release = threading.Timer(3.5, dashboard.rollback)
+        release.start()
+        t0 = time.monotonic()
+        receipt = erase_tenant(admin, tenant, "left")
+        took = time.monotonic() - t0
+        release.join()
+    assert receipt["complete"] and receipt["removed"]["tenant views"] == 1
+    assert 3 < took < 15, took
+    assert search(conn, tenant) == {"optiqoflow.tenant_erasures": 1}
