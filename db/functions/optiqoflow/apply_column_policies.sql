@@ -19,8 +19,9 @@ DECLARE
     v_chunk   integer := coalesce(nullif(current_setting('optiqoflow.erase_chunk_rows', true), '')::integer, 10000);
     v_block   text[];
     v_hash    text[];
-    v_sets    text;
-    v_where   text;
+    v_col     text;
+    v_left    integer;
+    v_n       bigint;
     v_rows    bigint := 0;
     v_payload bigint := 0;
     v_views   bigint := 0;
@@ -41,19 +42,29 @@ BEGIN
                                     AND a.attname = cp.column_name AND a.attnum > 0 AND NOT a.attisdropped
      WHERE cp.target_table = v_target AND optiqoflow._is_column_name(cp.column_name);
 
-    IF cardinality(v_block) + cardinality(v_hash) > 0 THEN
-        SELECT string_agg(s, ', '), string_agg(w, ' OR ')
-          INTO v_sets, v_where
-          FROM (SELECT format('%1$I = NULL', c) AS s, format('x.%1$I IS NOT NULL', c) AS w FROM unnest(v_block) c
-                UNION ALL
-                SELECT format('%1$I = optiqoflow._keyed_hash(%1$I)', c),
-                       format('(x.%1$I IS NOT NULL AND x.%1$I !~ ''^h:[0-9a-f]{64}$'')', c) FROM unnest(v_hash) c) p;
-        EXECUTE format('UPDATE optiqoflow.%1$I t SET %2$s WHERE (t.tenant_id, t.id) IN '
-                       '(SELECT x.tenant_id, x.id FROM optiqoflow.%1$I x WHERE %3$s LIMIT $1)',
-                       v_target, v_sets, v_where)
-          USING v_chunk;
-        GET DIAGNOSTICS v_rows = ROW_COUNT;
-    END IF;
+    -- one column at a time, within the call's budget of rows
+    v_left := v_chunk;
+    FOREACH v_col IN ARRAY v_block LOOP
+        EXIT WHEN v_left = 0;
+        EXECUTE format('UPDATE optiqoflow.%1$I t SET %2$I = NULL WHERE (t.tenant_id, t.id) IN '
+                       '(SELECT x.tenant_id, x.id FROM optiqoflow.%1$I x WHERE x.%2$I IS NOT NULL LIMIT $1)',
+                       v_target, v_col)
+          USING v_left;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_rows := v_rows + v_n;
+        v_left := v_left - v_n;
+    END LOOP;
+    FOREACH v_col IN ARRAY v_hash LOOP
+        EXIT WHEN v_left = 0;
+        EXECUTE format('UPDATE optiqoflow.%1$I t SET %2$I = optiqoflow._keyed_hash(t.%2$I) WHERE (t.tenant_id, t.id) IN '
+                       '(SELECT x.tenant_id, x.id FROM optiqoflow.%1$I x'
+                       '  WHERE x.%2$I IS NOT NULL AND x.%2$I !~ ''^h:[0-9a-f]{64}$'' LIMIT $1)',
+                       v_target, v_col)
+          USING v_left;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_rows := v_rows + v_n;
+        v_left := v_left - v_n;
+    END LOOP;
 
     -- kept payloads of the table's refused deliveries
     UPDATE optiqoflow.refused_deliveries d
