@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -19,8 +20,9 @@ from tests.privacy.helpers import dba, erase, marker, search
 
 
 async def test_a_closed_tenants_delivery_is_422_and_logged_without_it(
-    conn: psycopg.Connection[Any], db_dsn: str, make_role: Any
+    conn: psycopg.Connection[Any], db_dsn: str, make_role: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="optiqoflow.receiver")
     tenant, mark = str(uuid.uuid4()), marker()
     async with serving(receiver_config(db_dsn)) as ep:
         first = await ep.post(upsert(tenant, rec(None, 1, title=mark)))
@@ -39,6 +41,12 @@ async def test_a_closed_tenants_delivery_is_422_and_logged_without_it(
     assert logged["payload"] is None and logged["delivery_id"] is None
     assert tenant not in json.dumps(logged) and mark not in json.dumps(logged)
     assert search(conn, tenant, mark) == {"optiqoflow.tenant_erasures": 1}
+    # the receiver's own log line of it names no tenant either
+    (line,) = [
+        r for r in caplog.records if getattr(r, "fields", {}).get("log_id") == reply.body["log_id"]
+    ]
+    assert line.fields["tenant"] is None and line.fields["http_status"] == 422  # type: ignore[attr-defined]
+    assert tenant not in str(line.fields) and mark not in str(line.fields)  # type: ignore[attr-defined]
 
 
 def test_the_command_line_erases_and_readmits(
