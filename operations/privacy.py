@@ -153,7 +153,7 @@ def register(sub: Any) -> None:
         description=(
             "Calls optiqoflow.erase_tenant(TENANT, REASON) until it is complete, each call "
             "one bounded transaction: the tenant is closed (its deliveries are refused, "
-            "OF025) and its rows, tombstones, runs, logs' payloads and ids, keys, refusals, "
+            "OF028) and its rows, tombstones, runs, logs' payloads and ids, keys, refusals, "
             "chart caches, charts, views and role grants are removed. Prints the receipt, "
             "which stays in optiqoflow.tenant_erasures. Run it again after an interruption."
         ),

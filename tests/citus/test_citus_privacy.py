@@ -86,7 +86,7 @@ def test_erase_tenant_on_the_cluster(cc: psycopg.Connection[Any]) -> None:  # no
     # closed: refused on the tenant's worker, logged under the nil UUID without payload
     again, path = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
                                "event_id": f"ev-{rid}", "record": rec(rid, T(1), title=mark)})  # fmt: skip
-    assert (again["status"], again["sqlstate"]) == ("refused", "OF025"), (again, path)
+    assert (again["status"], again["sqlstate"]) == ("refused", "OF028"), (again, path)
     logged = cc.execute(
         "SELECT tenant_id::text, payload, delivery_id FROM optiqoflow.webhook_logs WHERE id = %s",
         (again["log_id"],),

@@ -70,7 +70,7 @@ def test_block_and_hash_from_the_next_delivery_and_rewritten_before(
                     ("employees", "email", "mask")):  # fmt: skip
             with pytest.raises(psycopg.Error) as e:
                 policy(admin, *bad)
-            assert e.value.sqlstate == "OF028", bad
+            assert e.value.sqlstate == "OF031", bad
 
         # the next deliveries: real-time, FULL_SYNC, a refused one
         apply(conn, upsert(tenant, rec(b, 1, email=new_mail, last_name="Virtanen"), table=STAFF))

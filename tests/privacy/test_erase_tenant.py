@@ -146,17 +146,17 @@ def test_closed_tenant_is_refused_and_kept_nowhere_until_readmitted(
         apply(conn, full_sync(tenant, [rec(None, 1, name=mark)], 0, 1, table="zone_categories")),
     ]
     for a in answers:
-        assert (a["status"], a["sqlstate"]) == ("refused", "OF025"), a
+        assert (a["status"], a["sqlstate"]) == ("refused", "OF028"), a
         assert "tenant_id" not in a
     batch = apply(conn, envelope(tenant, upsert(None, rec(None, 2, title=mark))), "d-9")
-    assert [e["sqlstate"] for e in batch["events"]] == ["OF025"]
+    assert [e["sqlstate"] for e in batch["events"]] == ["OF028"]
     conn.execute(
         "SELECT optiqoflow.record_unusable_delivery(%s, 'd-10', 'not JSON')",
         (f'{{"tenant_id": "{tenant}", "x": "{mark}", '.encode(),),
     )
     assert search(conn, tenant, mark) == {"optiqoflow.tenant_erasures": 1}
     logged = conn.execute(
-        "SELECT count(*) FROM optiqoflow.webhook_logs WHERE sqlstate = 'OF025'"
+        "SELECT count(*) FROM optiqoflow.webhook_logs WHERE sqlstate = 'OF028'"
         " AND tenant_id IS NULL AND payload IS NULL AND raw_body IS NULL AND delivery_id IS NULL"
     ).fetchone()
     assert logged is not None and logged[0] == 5
@@ -165,9 +165,9 @@ def test_closed_tenant_is_refused_and_kept_nowhere_until_readmitted(
     with dba(conn, db_dsn, make_role) as admin:
         back = admin.execute("SELECT optiqoflow.readmit_tenant(%s)", (tenant,)).fetchone()
         assert back is not None and back[0]["receipt"]["complete"]
-        with pytest.raises(psycopg.Error) as e:  # OF027: not closed any more
+        with pytest.raises(psycopg.Error) as e:  # OF030: not closed any more
             admin.execute("SELECT optiqoflow.readmit_tenant(%s)", (tenant,))
-        assert e.value.sqlstate == "OF027"
+        assert e.value.sqlstate == "OF030"
     # old event ids are new again: the keys went with the tenant
     again = apply(conn, upsert(tenant, record, event_id="ev-1"), "d-1")
     assert again["status"] == "applied", again
@@ -199,10 +199,10 @@ def test_only_optiqoflow_admin_erases(
     with dba(conn, db_dsn, make_role) as admin:
         with pytest.raises(psycopg.Error) as e:
             admin.execute("SELECT optiqoflow.erase_tenant(%s, ' ')", (tenant,))
-        assert e.value.sqlstate == "OF026"
+        assert e.value.sqlstate == "OF029"
         with pytest.raises(psycopg.Error) as e:
             admin.execute("SELECT optiqoflow.readmit_tenant(%s)", (tenant,))
-        assert e.value.sqlstate == "OF027"
+        assert e.value.sqlstate == "OF030"
 
 
 def test_readmit_waits_for_a_complete_erasure(
@@ -217,9 +217,9 @@ def test_readmit_waits_for_a_complete_erasure(
         assert first is not None and not first[0]["complete"]
         with pytest.raises(psycopg.Error) as e:
             admin.execute("SELECT optiqoflow.readmit_tenant(%s)", (tenant,))
-        assert e.value.sqlstate == "OF027"
+        assert e.value.sqlstate == "OF030"
         # closed already: a delivery is refused while the erasure goes on
-        assert apply(conn, upsert(tenant, rec(None, 9)))["sqlstate"] == "OF025"
+        assert apply(conn, upsert(tenant, rec(None, 9)))["sqlstate"] == "OF028"
         erase(admin, tenant)
 
 
@@ -300,7 +300,7 @@ def test_the_first_call_waits_for_the_tenants_deliveries_in_flight_not_for_other
         worker.join(10)
         late_worker.join(10)
         assert result["other"]["status"] == "applied"
-        assert (result["late"]["status"], result["late"]["sqlstate"]) == ("refused", "OF025")
+        assert (result["late"]["status"], result["late"]["sqlstate"]) == ("refused", "OF028")
         erase(admin, tenant)
     assert conn.execute(
         "SELECT count(*) FROM optiqoflow.work_orders WHERE tenant_id = %s", (tenant,)

@@ -31,7 +31,7 @@ async def test_a_closed_tenants_delivery_is_422_and_logged_without_it(
             erase(admin, tenant)
         reply = await ep.post(upsert(tenant, rec(None, 2, title=mark)), delivery_id="retry-1")
     assert reply.status == 422, reply.body
-    assert reply.body["sqlstate"] == "OF025" and "tenant_id" not in reply.body
+    assert reply.body["sqlstate"] == "OF028" and "tenant_id" not in reply.body
     row = conn.execute(
         "SELECT to_jsonb(l) FROM optiqoflow.webhook_logs l WHERE id = %s", (reply.body["log_id"],)
     ).fetchone()
@@ -81,7 +81,7 @@ def test_the_command_line_erases_and_readmits(
     assert "readmitted" in back.stdout
     again = optiqoflow("readmit-tenant", tenant, env=env)
     assert again.returncode == 1
-    assert "[OF027]" in one_line(again.stderr)
+    assert "[OF030]" in one_line(again.stderr)
 
     service = make_role("svc", "IN ROLE service_role")
     refused = optiqoflow(

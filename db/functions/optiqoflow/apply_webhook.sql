@@ -191,13 +191,13 @@ BEGIN
         v_status := 'refused';
         v_rows := 0;
         -- a delivery for a closed (erased) tenant, whatever else is wrong with it: refused
-        -- with OF025 and kept nowhere; its log row names neither the tenant nor its ids
-        IF v_state = 'OF025' OR EXISTS (
+        -- with OF028 and kept nowhere; its log row names neither the tenant nor its ids
+        IF v_state = 'OF028' OR EXISTS (
                SELECT FROM optiqoflow.tenant_erasures e
                 WHERE e.tenant_id = coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload))
                   AND e.readmitted_at IS NULL) THEN
             v_closed := true;
-            v_state := 'OF025';
+            v_state := 'OF028';
             v_error := 'the tenant of this delivery was erased and is closed';
             v_detail := NULL;
             v_hint := 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';

@@ -13,7 +13,7 @@ AS $$
 -- The first call closes the tenant: it takes the row-bucket locks of the tenant in every
 -- mapped table (so the tenant's deliveries in flight finish first, and the next ones
 -- wait for this commit), records the erasure in optiqoflow.tenant_erasures and starts
--- erasing. From its commit on, every delivery for the tenant is refused (OF025, checked
+-- erasing. From its commit on, every delivery for the tenant is refused (OF028, checked
 -- under the same row-bucket lock a delivery takes before it writes), logged without its
 -- tenant id or payload, and kept nowhere. Each call then removes at most
 -- optiqoflow.erase_chunk_rows rows (a session setting, default 10,000), in this order:
@@ -46,11 +46,11 @@ BEGIN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
     END IF;
     IF p_reason IS NULL OR btrim(p_reason) = '' THEN
-        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'OF026',
+        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'OF029',
             HINT = 'Say why, e.g. SELECT optiqoflow.erase_tenant(''<tenant>'', ''contract ended'');';
     END IF;
     IF v_chunk IS NULL OR v_chunk < 1 THEN
-        RAISE EXCEPTION 'optiqoflow.erase_chunk_rows must be a positive integer' USING ERRCODE = 'OF026',
+        RAISE EXCEPTION 'optiqoflow.erase_chunk_rows must be a positive integer' USING ERRCODE = 'OF029',
             HINT = 'SET optiqoflow.erase_chunk_rows = 10000;';
     END IF;
     v_left := v_chunk;
@@ -283,6 +283,6 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.erase_tenant(uuid, text) IS
-    'Offboarding: closes the tenant (its deliveries are refused from then on, OF025) and erases it in bounded steps: call it again until "complete" is true (optiqoflow erase-tenant does). Removes its rows in every target table, tombstones, FULL_SYNC runs, push log, de-duplication keys, refused deliveries, chart cache entries and own charts, column tracking, views and role grants; its log rows keep time, table and outcome only. At most optiqoflow.erase_chunk_rows rows (default 10,000) per call. Returns the receipt, also kept in optiqoflow.tenant_erasures.';
+    'Offboarding: closes the tenant (its deliveries are refused from then on, OF028) and erases it in bounded steps: call it again until "complete" is true (optiqoflow erase-tenant does). Removes its rows in every target table, tombstones, FULL_SYNC runs, push log, de-duplication keys, refused deliveries, chart cache entries and own charts, column tracking, views and role grants; its log rows keep time, table and outcome only. At most optiqoflow.erase_chunk_rows rows (default 10,000) per call. Returns the receipt, also kept in optiqoflow.tenant_erasures.';
 REVOKE ALL ON FUNCTION optiqoflow.erase_tenant(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.erase_tenant(uuid, text) TO optiqoflow_admin;

@@ -17,11 +17,11 @@ BEGIN
     SELECT * INTO v_row FROM optiqoflow.tenant_erasures e
      WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'tenant % is not closed', p_tenant_id USING ERRCODE = 'OF027',
+        RAISE EXCEPTION 'tenant % is not closed', p_tenant_id USING ERRCODE = 'OF030',
             HINT = 'Only a tenant erased by optiqoflow.erase_tenant is readmitted; see optiqoflow.tenant_erasures.';
     END IF;
     IF v_row.erased_at IS NULL THEN
-        RAISE EXCEPTION 'the erasure of tenant % is not complete', p_tenant_id USING ERRCODE = 'OF027',
+        RAISE EXCEPTION 'the erasure of tenant % is not complete', p_tenant_id USING ERRCODE = 'OF030',
             HINT = 'Finish it first: call optiqoflow.erase_tenant(tenant, reason) until "complete" is true (optiqoflow erase-tenant).';
     END IF;
     UPDATE optiqoflow.tenant_erasures e SET readmitted_at = now() WHERE e.id = v_row.id;
@@ -31,6 +31,6 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.readmit_tenant(uuid) IS
-    'Reopens a tenant whose erasure is complete: its deliveries are applied again, as a new tenant''s (old event ids are new again). The receipt stays in optiqoflow.tenant_erasures (readmitted_at set). OF027 when the tenant is not closed or its erasure is not complete.';
+    'Reopens a tenant whose erasure is complete: its deliveries are applied again, as a new tenant''s (old event ids are new again). The receipt stays in optiqoflow.tenant_erasures (readmitted_at set). OF030 when the tenant is not closed or its erasure is not complete.';
 REVOKE ALL ON FUNCTION optiqoflow.readmit_tenant(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.readmit_tenant(uuid) TO optiqoflow_admin;

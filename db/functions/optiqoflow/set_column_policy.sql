@@ -20,12 +20,12 @@ DECLARE
 BEGIN
     v_target := (optiqoflow._target_table(p_table)).target_table;   -- OF001 when unknown
     IF p_policy IS NULL OR p_policy NOT IN ('keep', 'block', 'hash') THEN
-        RAISE EXCEPTION 'unknown column policy: %', coalesce(left(p_policy, 50), '(none)') USING ERRCODE = 'OF028',
+        RAISE EXCEPTION 'unknown column policy: %', coalesce(left(p_policy, 50), '(none)') USING ERRCODE = 'OF031',
             HINT = 'A policy is keep, block or hash.';
     END IF;
     IF p_column IS NULL OR NOT optiqoflow._is_column_name(p_column)
        OR p_column IN ('id', 'tenant_id', 'updated_at') OR p_column LIKE '\_of\_%' THEN
-        RAISE EXCEPTION 'column % cannot have a policy', coalesce(left(p_column, 70), '(none)') USING ERRCODE = 'OF028',
+        RAISE EXCEPTION 'column % cannot have a policy', coalesce(left(p_column, 70), '(none)') USING ERRCODE = 'OF031',
             HINT = 'A policy is for a data column: not id, tenant_id, updated_at or a bookkeeping column (_of_...).';
     END IF;
     SELECT a.atttypid::regtype INTO v_type FROM pg_catalog.pg_attribute a
@@ -33,7 +33,7 @@ BEGIN
        AND a.attname = p_column AND a.attnum > 0 AND NOT a.attisdropped;
     IF p_policy = 'hash' AND v_type IS NOT NULL AND v_type NOT IN ('text'::regtype, 'character varying'::regtype) THEN
         RAISE EXCEPTION 'column %.% is %, and only text columns can be hashed', v_target, p_column, v_type
-            USING ERRCODE = 'OF028', HINT = 'Block it instead: SELECT optiqoflow.set_column_policy(table, column, ''block'');';
+            USING ERRCODE = 'OF031', HINT = 'Block it instead: SELECT optiqoflow.set_column_policy(table, column, ''block'');';
     END IF;
     SELECT cp.policy INTO v_old FROM optiqoflow.column_policies cp
      WHERE cp.target_table = v_target AND cp.column_name = p_column FOR UPDATE;
@@ -51,6 +51,6 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.set_column_policy(text, text, text) IS
-    'Sets a column''s policy for personal data: keep (default) | block (never stored, not tracked, not in views) | hash (a keyed hash; text columns only; never id, tenant_id, updated_at). Applies from the next delivery; optiqoflow.apply_column_policies(table) rewrites the data stored before. OF028 for a policy that cannot be. optiqoflow_admin only.';
+    'Sets a column''s policy for personal data: keep (default) | block (never stored, not tracked, not in views) | hash (a keyed hash; text columns only; never id, tenant_id, updated_at). Applies from the next delivery; optiqoflow.apply_column_policies(table) rewrites the data stored before. OF031 for a policy that cannot be. optiqoflow_admin only.';
 REVOKE ALL ON FUNCTION optiqoflow.set_column_policy(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.set_column_policy(text, text, text) TO optiqoflow_admin;

@@ -87,7 +87,7 @@ BEGIN
         IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
                     WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
             RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
-                USING ERRCODE = 'OF025',
+                USING ERRCODE = 'OF028',
                       HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
         END IF;
         v_writer := optiqoflow._writer_name(v_mapping.target_table, v_columns);

@@ -30,7 +30,7 @@ DECLARE
 BEGIN
     v_target := (optiqoflow._target_table(p_table)).target_table;   -- OF001 when unknown
     IF v_chunk IS NULL OR v_chunk < 1 THEN
-        RAISE EXCEPTION 'optiqoflow.erase_chunk_rows must be a positive integer' USING ERRCODE = 'OF026',
+        RAISE EXCEPTION 'optiqoflow.erase_chunk_rows must be a positive integer' USING ERRCODE = 'OF029',
             HINT = 'SET optiqoflow.erase_chunk_rows = 10000;';
     END IF;
     -- the policy columns the table has (names from column_policies: checked identifiers)

@@ -36,15 +36,15 @@ BEGIN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
     END IF;
     IF p_id IS NULL THEN
-        RAISE EXCEPTION 'no record id' USING ERRCODE = 'OF026', HINT = 'Pass the record''s id (a UUID).';
+        RAISE EXCEPTION 'no record id' USING ERRCODE = 'OF029', HINT = 'Pass the record''s id (a UUID).';
     END IF;
     IF p_reason IS NULL OR btrim(p_reason) = '' THEN
-        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'OF026',
+        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'OF029',
             HINT = 'Say why, e.g. SELECT optiqoflow.erase_record(''<tenant>'', ''staff_members'', ''<id>'', ''request of 2026-12-07'');';
     END IF;
     v_target := (optiqoflow._target_table(p_table)).target_table;   -- OF001 when unknown
 
-    -- the record's row bucket, as a delivery of it takes it (OF025 for a closed tenant:
+    -- the record's row bucket, as a delivery of it takes it (OF028 for a closed tenant:
     -- optiqoflow.erase_tenant erases it all)
     PERFORM optiqoflow._lock_rows(p_tenant_id, v_target, jsonb_build_array(jsonb_build_object('id', v_id)));
 

@@ -25,7 +25,7 @@ BEGIN
                        OR position(convert_to(upper(e.tenant_id::text), 'UTF8') IN p_body) > 0
                        OR position(convert_to(replace(e.tenant_id::text, '-', ''), 'UTF8') IN p_body) > 0)) THEN
         INSERT INTO optiqoflow.webhook_logs (outcome, error, sqlstate, rows)
-        VALUES ('unusable', 'an unusable body naming a closed (erased) tenant: not kept', 'OF025', 0)
+        VALUES ('unusable', 'an unusable body naming a closed (erased) tenant: not kept', 'OF028', 0)
         RETURNING id INTO v_id;
         RETURN v_id;
     END IF;

@@ -38,12 +38,12 @@ BEGIN
     IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
                 WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
         RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
-            USING ERRCODE = 'OF025',
+            USING ERRCODE = 'OF028',
                   HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
     END IF;
 END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._lock_rows(uuid, text, jsonb) IS
-    'Internal: the row-bucket locks (64 per tenant x table, in order) of the keys a delivery writes, or all of them when p_records is NULL or holds 512 records or more. Taken before any DDL of the delivery. Then refuses a closed (erased) tenant, OF025.';
+    'Internal: the row-bucket locks (64 per tenant x table, in order) of the keys a delivery writes, or all of them when p_records is NULL or holds 512 records or more. Taken before any DDL of the delivery. Then refuses a closed (erased) tenant, OF028.';
 REVOKE ALL ON FUNCTION optiqoflow._lock_rows(uuid, text, jsonb) FROM PUBLIC;

@@ -13,7 +13,7 @@ AS $$
 -- The first call closes the tenant: it takes the row-bucket locks of the tenant in every
 -- mapped table (so the tenant's deliveries in flight finish first, and the next ones
 -- wait for this commit), records the erasure in optiqoflow.tenant_erasures and starts
--- erasing. From its commit on, every delivery for the tenant is refused (OF025, checked
+-- erasing. From its commit on, every delivery for the tenant is refused (OF028, checked
 -- under the same row-bucket lock a delivery takes before it writes), logged without its
 -- tenant id or payload, and kept nowhere. Each call then removes at most
 -- optiqoflow.erase_chunk_rows rows (a session setting, default 10,000), in this order:
@@ -21,8 +21,8 @@ AS $$
 -- log, the log rows of its deliveries (kept, but without tenant id, payload, delivery
 -- id, event id, error or detail: time, table, outcome) with their de-duplication keys,
 -- refused deliveries (those filed under it, and kept payloads or bodies that name it),
--- its chart cache entries and its own charts, the receipts of its erased records, its
--- column tracking, its views and the roles given it. The rows a call removes are counted into the receipt; a call that finds
+-- its chart cache entries and its own charts, its column tracking, its views and the
+-- roles given it. The rows a call removes are counted into the receipt; a call that finds
 -- nothing left marks the erasure complete. A call that fails or a crash rolls back that
 -- call only: calling again resumes. Other tenants' deliveries are never waited for,
 -- and they wait at most for the first call's row-bucket locks (one chunk).
@@ -46,11 +46,11 @@ BEGIN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
     END IF;
     IF p_reason IS NULL OR btrim(p_reason) = '' THEN
-        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'OF026',
+        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'OF029',
             HINT = 'Say why, e.g. SELECT optiqoflow.erase_tenant(''<tenant>'', ''contract ended'');';
     END IF;
     IF v_chunk IS NULL OR v_chunk < 1 THEN
-        RAISE EXCEPTION 'optiqoflow.erase_chunk_rows must be a positive integer' USING ERRCODE = 'OF026',
+        RAISE EXCEPTION 'optiqoflow.erase_chunk_rows must be a positive integer' USING ERRCODE = 'OF029',
             HINT = 'SET optiqoflow.erase_chunk_rows = 10000;';
     END IF;
     v_left := v_chunk;
@@ -221,16 +221,7 @@ BEGIN
                          coalesce((v_removed ->> 'public.charts')::bigint, 0) + v_n);
     END IF;
 
-    -- 8. receipts of its erased records, column tracking, views, roles given the tenant
-    -- (a handful of rows each)
-    IF v_left > 0 THEN
-        DELETE FROM optiqoflow.record_erasures r
-         WHERE r.id IN (SELECT q.id FROM optiqoflow.record_erasures q WHERE q.tenant_id = p_tenant_id LIMIT v_left);
-        GET DIAGNOSTICS v_n = ROW_COUNT;
-        v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.record_erasures',
-                         coalesce((v_removed ->> 'optiqoflow.record_erasures')::bigint, 0) + v_n);
-    END IF;
+    -- 8. column tracking, views, roles given the tenant (a handful of rows each)
     IF v_left > 0 THEN
         DELETE FROM tenants.tenant_column_access a WHERE a.tenant_id = p_tenant_id;
         GET DIAGNOSTICS v_n = ROW_COUNT;
@@ -283,6 +274,6 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow.erase_tenant(uuid, text) IS
-    'Offboarding: closes the tenant (its deliveries are refused from then on, OF025) and erases it in bounded steps: call it again until "complete" is true (optiqoflow erase-tenant does). Removes its rows in every target table, tombstones, FULL_SYNC runs, push log, de-duplication keys, refused deliveries, chart cache entries and own charts, column tracking, views and role grants; its log rows keep time, table and outcome only. At most optiqoflow.erase_chunk_rows rows (default 10,000) per call. Returns the receipt, also kept in optiqoflow.tenant_erasures.';
+    'Offboarding: closes the tenant (its deliveries are refused from then on, OF028) and erases it in bounded steps: call it again until "complete" is true (optiqoflow erase-tenant does). Removes its rows in every target table, tombstones, FULL_SYNC runs, push log, de-duplication keys, refused deliveries, chart cache entries and own charts, column tracking, views and role grants; its log rows keep time, table and outcome only. At most optiqoflow.erase_chunk_rows rows (default 10,000) per call. Returns the receipt, also kept in optiqoflow.tenant_erasures.';
 REVOKE ALL ON FUNCTION optiqoflow.erase_tenant(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION optiqoflow.erase_tenant(uuid, text) TO optiqoflow_admin;

@@ -2,8 +2,8 @@
 
 Frozen function copies: optiqoflow/apply_column_policies.sql
 
-Revision ID: 0018_apply_column_policies_one_u
-Revises: 0017_column_policies_keep_block
+Revision ID: 0028_apply_column_policies_one_u
+Revises: 0027_column_policies_keep_block
 Create Date: 2026-12-07T19:29:28+00:00
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from alembic import op
 from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision
 
-revision = '0018_apply_column_policies_one_u'
-down_revision = '0017_column_policies_keep_block'
+revision = '0028_apply_column_policies_one_u'
+down_revision = '0027_column_policies_keep_block'
 branch_labels = None
 depends_on = None
 
