@@ -9,6 +9,7 @@ Commands:
   pool       the receiver's gate against waiting in psycopg_pool's queue (CPU per call)
   repair     repairing 10 lost changes in a 1M-row table (RECONCILE + scoped FULL_SYNC)
              against a full re-sync: bytes and time
+  erasure    issue 23 point 5: others' p99 while a 1M-row tenant is erased (not in `all`)
 
 --at REV: benchmark the committed code of REV (a clean `git archive` export in a
 temporary folder, with this bench/), not the working tree.
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import common, full_sync, growth, pool, profile, realtime, repair
+from bench import common, erasure, full_sync, growth, pool, profile, realtime, repair
 
 Runner = Callable[[common.Cluster, bool, int], tuple[str, dict[str, Any]]]
 COMMANDS: dict[str, Runner] = {
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Runner] = {
     "profile": profile.run,
     "pool": pool.run,
     "repair": repair.run,
+    "erasure": erasure.run,
 }
 
 
@@ -93,6 +95,7 @@ def header(cl: common.Cluster, argv: list[str]) -> str:
         + ", track_functions=all (benchmark databases)",
         f"- every server process: pool of {common.POOL_MAX} connections (min = max); client: "
         "one aiohttp process, keep-alive connections = concurrency; all on 127.0.0.1",
+        f"- column policy (BENCH_COLUMN_POLICY): {os.environ.get('BENCH_COLUMN_POLICY') or 'none'}",
         "",
     ])
 
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             rest = [x if x != str(a.json) else str(a.json.resolve()) for x in rest]
         return run_at(a.at, rest)
     reps = a.reps or (3 if a.quick else 5)
-    names = list(COMMANDS) if a.command == "all" else [a.command]
+    names = [c for c in COMMANDS if c != "erasure"] if a.command == "all" else [a.command]
     sections: list[str] = []
     data: dict[str, Any] = {}
     with common.cluster(a.dsn, keep=a.keep) as cl:

@@ -115,6 +115,7 @@ class Cluster:
             self.template = f"optiqoflow_bench_tpl_{os.getpid()}"
             self._create(self.template, None)
             migrate.upgrade(dsn_with_db(self.admin_dsn, self.template))
+            column_policy(dsn_with_db(self.admin_dsn, self.template))
         name = f"optiqoflow_bench_{os.getpid()}_{next(self._counter)}_{label}"[:63]
         self._create(name, self.template)
         dsn = dsn_with_db(self.admin_dsn, name)
@@ -141,6 +142,23 @@ class Cluster:
                 c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(name)))
         self.databases.clear()
+
+
+def column_policy(dsn: str) -> str | None:
+    """BENCH_COLUMN_POLICY=table:column:policy (e.g. sensor_readings:sensor_id:hash) sets
+    that column policy (README, "Privacy") in the databases benchmarked; what was done,
+    or None. Code without column policies (an older --at) is measured without, and the
+    report says so."""
+    spec = os.environ.get("BENCH_COLUMN_POLICY")
+    if not spec:
+        return None
+    table_, column, policy = spec.split(":")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        row = c.execute("SELECT to_regproc('optiqoflow.set_column_policy') IS NOT NULL").fetchone()
+        if not (row and row[0]):
+            return f"{spec} asked, but this code has no column policies: measured without"
+        c.execute("SELECT optiqoflow.set_column_policy(%s, %s, %s)", (table_, column, policy))
+    return f"{table_}.{column} = {policy}"
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from optiqoflow_db.migrate import MigrationError
 
-from operations import chartdeps, database, errors, migrate, openapi, ops, serve
+from operations import chartdeps, database, errors, migrate, openapi, ops, privacy, serve
 from simulator import converge, simulate
 
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2 usage or configuration; 3 the database could not be reached",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, migrate, chartdeps, simulate, converge, ops, database, openapi):
+    for module in (serve, migrate, chartdeps, simulate, converge, ops, privacy, database, openapi):
         module.register(sub)
     return parser
 

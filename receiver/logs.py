@@ -28,13 +28,16 @@ def account(metrics: Metrics, request: web.Request, outcome: Outcome, duration: 
     metrics.delivered(table or "", operation or "", outcome.status, duration)
     if outcome.path is not None:
         metrics.routed(outcome.path)
+    # a delivery for an erased, closed tenant (OF028) is kept nowhere: nor its tenant here
+    closed = answer.get("sqlstate") == "OF028"
+    tenant = None if closed else label(answer.get("tenant_id")) or label(payload.get("tenant_id"))
     fields: dict[str, Any] = {
         "event": "delivery",
         "status": outcome.status,
         "http_status": outcome.http_status,
         "table": table,
         "operation": operation,
-        "tenant": label(answer.get("tenant_id")) or label(payload.get("tenant_id")),
+        "tenant": tenant,
         "rows": answer.get("rows"),
         "log_id": answer.get("log_id"),
         "sqlstate": answer.get("sqlstate"),

@@ -1268,6 +1268,9 @@ def test_bucket_figures_lineage_reconcile_and_a_scoped_full_sync_on_the_cluster(
     tenant = str(uuid.uuid4())
     base = {"table": "adhoc_work_orders", "tenant_id": tenant}
     ids = [str(uuid.uuid4()) for _ in range(40)]
+    # the tenant's first push makes its view, on the coordinator; the rest go to its worker
+    first, path = deliver(cc, {**base, "type": "INSERT", "record": rec(ids[0], T(1), title="first")})
+    assert (first["status"], path) == ("applied", "coordinator")
     answer, path = deliver(cc, {**base, "type": "FULL_SYNC", "offset": 0, "total": 40, "sync_id": "load",
                                 "records": [rec(i, T(2), title="s") for i in ids]})
     assert (answer["status"], answer["run_state"], path) == ("applied", "complete", "worker")

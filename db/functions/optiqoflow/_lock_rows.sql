@@ -33,9 +33,17 @@ BEGIN
                  THEN ARRAY[optiqoflow._row_lock_bucket((p_records -> 0 ->> 'id')::uuid)]
              ELSE ARRAY(SELECT DISTINCT optiqoflow._row_lock_bucket((r.e ->> 'id')::uuid)
                           FROM jsonb_array_elements(p_records) AS r(e)) END);
+    -- a closed (erased) tenant writes nothing: checked under the lock, so a delivery
+    -- that waited for optiqoflow.erase_tenant's first call sees its commit
+    IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
+                WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
+        RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
+            USING ERRCODE = 'OF028',
+                  HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
+    END IF;
 END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._lock_rows(uuid, text, jsonb) IS
-    'Internal: the row-bucket locks (64 per tenant x table, in order) of the keys a delivery writes, or all of them when p_records is NULL or holds 512 records or more. Taken before any DDL of the delivery.';
+    'Internal: the row-bucket locks (64 per tenant x table, in order) of the keys a delivery writes, or all of them when p_records is NULL or holds 512 records or more. Taken before any DDL of the delivery. Then refuses a closed (erased) tenant, OF028.';
 REVOKE ALL ON FUNCTION optiqoflow._lock_rows(uuid, text, jsonb) FROM PUBLIC;

@@ -48,6 +48,13 @@ DECLARE
     c_max_pair_rows    constant integer := 64;
     c_max_pair_buckets constant integer := 64;
 BEGIN
+    -- a closed (erased) tenant is answered nothing, and its log row names it not
+    IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
+                WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
+        RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
+            USING ERRCODE = 'OF028',
+                  HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
+    END IF;
     IF jsonb_typeof(p_payload -> 'read_at') IS DISTINCT FROM 'string'
        OR NOT optiqoflow._is_iso_timestamp_text(p_payload ->> 'read_at') THEN
         RAISE EXCEPTION 'RECONCILE without read_at'

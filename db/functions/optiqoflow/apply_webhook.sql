@@ -42,6 +42,7 @@ DECLARE
     v_detail    text;
     v_hint      text;
     v_version   timestamptz;   -- the change's version, for lag_ms (INSERT / UPDATE / DELETE)
+    v_closed    boolean := false;   -- for a tenant erased and closed (optiqoflow.erase_tenant)
 BEGIN
     IF jsonb_typeof(p_payload) = 'object' AND upper(p_payload ->> 'type') = 'BATCH'
        AND jsonb_typeof(p_payload -> 'events') = 'array'
@@ -203,6 +204,20 @@ BEGIN
         END IF;
         v_status := 'refused';
         v_rows := 0;
+        -- a delivery for a closed (erased) tenant, whatever else is wrong with it: refused
+        -- with OF028 and kept nowhere; its log row names neither the tenant nor its ids
+        IF v_state = 'OF028' OR EXISTS (
+               SELECT FROM optiqoflow.tenant_erasures e
+                WHERE e.tenant_id = coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload))
+                  AND e.readmitted_at IS NULL) THEN
+            v_closed := true;
+            v_state := 'OF028';
+            v_error := 'the tenant of this delivery was erased and is closed';
+            v_detail := NULL;
+            v_hint := 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
+            v_tenant := NULL;
+            v_event_id := NULL;
+        END IF;
         IF coalesce(v_hint, '') = '' AND left(v_state, 2) IN ('22', '23', '54') THEN
             v_hint := 'A value does not fit its column (see error). Fix it at the sender, or change the column, '
                       || 'then replay: SELECT optiqoflow.replay_webhook(' || v_log_id || ');';
@@ -230,7 +245,8 @@ BEGIN
     VALUES
         -- refused before (or for) its tenant: filed under the tenant the payload names,
         -- else under none (NULL; on Citus the nil UUID, see _log_tenant)
-        (v_log_id, coalesce(v_tenant, optiqoflow._log_tenant(p_payload)), left(v_source, 200),
+        (v_log_id, CASE WHEN v_closed THEN optiqoflow._log_tenant('{}'::jsonb)
+                        ELSE coalesce(v_tenant, optiqoflow._log_tenant(p_payload)) END, left(v_source, 200),
          v_target, v_type, v_status, v_rows,
          extract(epoch FROM clock_timestamp() - v_t0) * 1000,
          v_error, v_state,
@@ -243,19 +259,23 @@ BEGIN
              'ignored_columns', nullif(v_result -> 'ignored_columns', '[]'),
              'hint', to_jsonb(nullif(v_hint, '')), 'detail', to_jsonb(nullif(v_detail, '')))), '{}'),
          NULL,   -- a refused payload is kept once, in refused_deliveries (by log_id)
-         p_delivery_id, v_event_id, (v_result ->> 'sync_run_id')::bigint,
+         CASE WHEN NOT v_closed THEN p_delivery_id END, v_event_id, (v_result ->> 'sync_run_id')::bigint,
          nullif(current_setting('optiqoflow.replay_of', true), '')::bigint,
          CASE WHEN isfinite(v_version) THEN round(extract(epoch FROM v_t0 - v_version) * 1000)::bigint END);
 
     -- a refusal is kept until resolved, whatever happens to the log partition; a replay
     -- that is refused again counts on the original's row (replay_webhook)
-    IF v_status = 'refused' AND nullif(current_setting('optiqoflow.replay_of', true), '') IS NULL THEN
+    IF v_status = 'refused' AND NOT v_closed AND nullif(current_setting('optiqoflow.replay_of', true), '') IS NULL THEN
         INSERT INTO optiqoflow.refused_deliveries
             (log_id, received_at, tenant_id, source_table, target_table, operation, outcome,
              error, sqlstate, payload, delivery_id, event_id)
         VALUES (v_log_id, now(), coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload)),
                 left(v_source, 200), v_target, v_type, 'refused',
-                v_error, v_state, p_payload, p_delivery_id, v_event_id);
+                v_error, v_state,
+                -- kept as the column policies of its table let it be (blocked keys out, ...)
+                CASE WHEN EXISTS (SELECT FROM optiqoflow.column_policies cp WHERE cp.policy <> 'keep')
+                     THEN optiqoflow._policy_payload(p_payload) ELSE p_payload END,
+                p_delivery_id, v_event_id);
     END IF;
 
     -- a write after this one in the same transaction (upsert_record by hand) is not ours
@@ -264,7 +284,7 @@ BEGIN
     RETURN v_result || jsonb_build_object('log_id', v_log_id, 'operation', v_type)
                     || CASE WHEN v_tenant IS NOT NULL THEN jsonb_build_object('tenant_id', v_tenant)
                             -- refused before its tenant was settled: the tenant it names, if readable
-                            WHEN v_status = 'refused' THEN coalesce(jsonb_build_object(
+                            WHEN v_status = 'refused' AND NOT v_closed THEN coalesce(jsonb_build_object(
                                 'tenant_id', optiqoflow._claimed_tenant(p_payload)), '{}')
                             ELSE '{}' END;
 END

@@ -85,6 +85,12 @@ BEGIN
         v_buckets := ARRAY(SELECT DISTINCT b FROM unnest(p_buckets) b ORDER BY 1);
     END IF;
 
+    -- column policies (optiqoflow.column_policies): blocked keys out, hashed values hashed
+    IF jsonb_typeof(p_records) = 'array' AND EXISTS (SELECT FROM optiqoflow.column_policies cp
+                                                      WHERE cp.target_table = v_table AND cp.policy <> 'keep') THEN
+        p_records := coalesce((SELECT jsonb_agg(optiqoflow._policy_record(v_table, r) ORDER BY n)
+                                 FROM jsonb_array_elements(p_records) WITH ORDINALITY AS x(r, n)), '[]'::jsonb);
+    END IF;
     v_info := optiqoflow._analyse_records(p_tenant_id, p_records, p_occurred_at);
     IF v_buckets IS NOT NULL AND EXISTS (
            SELECT FROM jsonb_array_elements(p_records) AS r(e)

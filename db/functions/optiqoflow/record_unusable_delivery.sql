@@ -18,6 +18,17 @@ DECLARE
     v_id bigint;
     v_at timestamptz;
 BEGIN
+    -- bytes naming a closed (erased) tenant are kept nowhere (optiqoflow.erase_tenant)
+    IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
+                WHERE e.readmitted_at IS NULL
+                  AND (position(convert_to(e.tenant_id::text, 'UTF8') IN p_body) > 0
+                       OR position(convert_to(upper(e.tenant_id::text), 'UTF8') IN p_body) > 0
+                       OR position(convert_to(replace(e.tenant_id::text, '-', ''), 'UTF8') IN p_body) > 0)) THEN
+        INSERT INTO optiqoflow.webhook_logs (outcome, error, sqlstate, rows)
+        VALUES ('unusable', 'an unusable body naming a closed (erased) tenant: not kept', 'OF028', 0)
+        RETURNING id INTO v_id;
+        RETURN v_id;
+    END IF;
     INSERT INTO optiqoflow.webhook_logs (outcome, error, sqlstate, delivery_id, rows)
     VALUES ('unusable', left(coalesce(p_reason, 'unusable body'), 1000), 'OF016',
             nullif(p_delivery_id, ''), 0)

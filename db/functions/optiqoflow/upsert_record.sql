@@ -42,6 +42,11 @@ BEGIN
     IF NOT FOUND THEN
         v_mapping := optiqoflow._target_table(p_table);   -- a target name, or OF001
     END IF;
+    -- column policies (optiqoflow.column_policies): blocked keys out, hashed values hashed
+    IF EXISTS (SELECT FROM optiqoflow.column_policies cp
+                WHERE cp.target_table = v_mapping.target_table AND cp.policy <> 'keep') THEN
+        p_record := optiqoflow._policy_record(v_mapping.target_table, p_record);
+    END IF;
     v_records := jsonb_build_array(p_record);
     v_columns := optiqoflow._columns(v_mapping.target_table);
     v_keys := ARRAY(SELECT jsonb_object_keys(p_record));
@@ -77,6 +82,13 @@ BEGIN
         ELSE
             PERFORM optiqoflow._lock_rows(p_tenant_id, v_mapping.target_table, v_records);
             v_xid := optiqoflow._tenant_xid(p_tenant_id);
+        END IF;
+        -- a closed (erased) tenant writes nothing (as in _lock_rows: under the lock)
+        IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
+                    WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
+            RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
+                USING ERRCODE = 'OF028',
+                      HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
         END IF;
         v_writer := optiqoflow._writer_name(v_mapping.target_table, v_columns);
         IF to_regproc(format('optiqoflow_gen.%I', v_writer)) IS NULL
