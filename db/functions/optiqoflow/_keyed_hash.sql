@@ -9,8 +9,7 @@ AS $$
     -- as key XOR ipad and key XOR opad, so HMAC is two built-in sha256 calls). Equal
     -- values hash equally, so they still group and join; without the key a value cannot
     -- be confirmed by hashing guesses.
-    SELECT 'h:' || pg_catalog.encode(pg_catalog.sha256(k.okey || pg_catalog.sha256(k.ikey || pg_catalog.convert_to(p_value, 'UTF8'))), 'hex')
-      FROM optiqoflow.column_hash_key k;
+    SELECT optiqoflow._hmac_hex(k.ikey, k.okey, p_value) FROM optiqoflow.column_hash_key k;
 $$;
 
 COMMENT ON FUNCTION optiqoflow._keyed_hash(text) IS

@@ -19,6 +19,12 @@ DECLARE
     v_chunk   integer := coalesce(nullif(current_setting('optiqoflow.erase_chunk_rows', true), '')::integer, 10000);
     v_block   text[];
     v_hash    text[];
+    v_ikey    bytea;     -- optiqoflow.column_hash_key: the pads of the hash key
+    v_okey    bytea;
+    v_ref     record;    -- a kept payload to rewrite
+    v_new     jsonb;
+    v_blocked text[];    -- every blocked column of the table
+    v_now     timestamptz := now();
     v_col     text;
     v_left    integer;
     v_n       bigint;
@@ -54,40 +60,46 @@ BEGIN
         v_rows := v_rows + v_n;
         v_left := v_left - v_n;
     END LOOP;
+    SELECT k.ikey, k.okey INTO v_ikey, v_okey FROM optiqoflow.column_hash_key k;
     FOREACH v_col IN ARRAY v_hash LOOP
         EXIT WHEN v_left = 0;
-        EXECUTE format('UPDATE optiqoflow.%1$I t SET %2$I = optiqoflow._keyed_hash(t.%2$I) WHERE (t.tenant_id, t.id) IN '
+        -- the key read once and passed in: Citus takes no STABLE function (_keyed_hash)
+        -- over a distributed table's columns in an UPDATE, an IMMUTABLE one it does
+        EXECUTE format('UPDATE optiqoflow.%1$I t SET %2$I = optiqoflow._hmac_hex($2, $3, t.%2$I) WHERE (t.tenant_id, t.id) IN '
                        '(SELECT x.tenant_id, x.id FROM optiqoflow.%1$I x'
                        '  WHERE x.%2$I IS NOT NULL AND x.%2$I !~ ''^h:[0-9a-f]{64}$'' LIMIT $1)',
                        v_target, v_col)
-          USING v_left;
+          USING v_left, v_ikey, v_okey;
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_rows := v_rows + v_n;
         v_left := v_left - v_n;
     END LOOP;
 
     -- kept payloads of the table's refused deliveries
-    UPDATE optiqoflow.refused_deliveries d
-       SET payload = optiqoflow._policy_payload(d.payload)
-     WHERE d.target_table = v_target AND d.payload IS NOT NULL
-       AND d.payload IS DISTINCT FROM optiqoflow._policy_payload(d.payload);
-    GET DIAGNOSTICS v_payload = ROW_COUNT;
+    -- (row by row: Citus takes no STABLE function over a distributed table's columns in
+    -- an UPDATE, and _policy_payload reads the policies)
+    v_payload := 0;
+    FOR v_ref IN SELECT d.log_id, d.payload FROM optiqoflow.refused_deliveries d
+                  WHERE d.target_table = v_target AND d.payload IS NOT NULL LOOP
+        v_new := optiqoflow._policy_payload(v_ref.payload);
+        CONTINUE WHEN v_new IS NOT DISTINCT FROM v_ref.payload;
+        UPDATE optiqoflow.refused_deliveries d SET payload = v_new WHERE d.log_id = v_ref.log_id;
+        v_payload := v_payload + 1;
+    END LOOP;
 
     -- blocked columns leave the tracking (so the views), 50 tenants per call
-    IF cardinality(v_block) > 0 OR EXISTS (SELECT FROM optiqoflow.column_policies cp
-                                            WHERE cp.target_table = v_target AND cp.policy = 'block') THEN
+    -- (every blocked column read first, and no subquery over a.columns or now() in the
+    -- UPDATE: a Citus cluster takes neither)
+    v_blocked := ARRAY(SELECT cp.column_name FROM optiqoflow.column_policies cp
+                        WHERE cp.target_table = v_target AND cp.policy = 'block');
+    IF cardinality(v_blocked) > 0 THEN
         FOR v_tenant IN
             UPDATE tenants.tenant_column_access a
-               SET columns = ARRAY(SELECT c FROM unnest(a.columns) c
-                                    WHERE c NOT IN (SELECT cp.column_name FROM optiqoflow.column_policies cp
-                                                     WHERE cp.target_table = v_target AND cp.policy = 'block')
-                                    ORDER BY c),
-                   updated_at = now()
+               SET columns = optiqoflow._array_without(a.columns, v_blocked),
+                   updated_at = v_now
              WHERE (a.tenant_id, a.table_name) IN (
                        SELECT b.tenant_id, b.table_name FROM tenants.tenant_column_access b
-                        WHERE b.table_name = v_target
-                          AND b.columns && ARRAY(SELECT cp.column_name FROM optiqoflow.column_policies cp
-                                                  WHERE cp.target_table = v_target AND cp.policy = 'block')
+                        WHERE b.table_name = v_target AND b.columns && v_blocked
                         LIMIT 50)
             RETURNING a.tenant_id
         LOOP

@@ -266,16 +266,17 @@ BEGIN
     -- a refusal is kept until resolved, whatever happens to the log partition; a replay
     -- that is refused again counts on the original's row (replay_webhook)
     IF v_status = 'refused' AND NOT v_closed AND nullif(current_setting('optiqoflow.replay_of', true), '') IS NULL THEN
+        -- kept as the column policies of its table let it be (blocked keys out, ...);
+        -- decided before the INSERT: Citus takes no subquery in an INSERT's VALUES
+        IF EXISTS (SELECT 1 FROM optiqoflow.column_policies cp WHERE cp.policy <> 'keep') THEN
+            p_payload := optiqoflow._policy_payload(p_payload);
+        END IF;
         INSERT INTO optiqoflow.refused_deliveries
             (log_id, received_at, tenant_id, source_table, target_table, operation, outcome,
              error, sqlstate, payload, delivery_id, event_id)
         VALUES (v_log_id, now(), coalesce(v_tenant, optiqoflow._claimed_tenant(p_payload)),
                 left(v_source, 200), v_target, v_type, 'refused',
-                v_error, v_state,
-                -- kept as the column policies of its table let it be (blocked keys out, ...)
-                CASE WHEN EXISTS (SELECT FROM optiqoflow.column_policies cp WHERE cp.policy <> 'keep')
-                     THEN optiqoflow._policy_payload(p_payload) ELSE p_payload END,
-                p_delivery_id, v_event_id);
+                v_error, v_state, p_payload, p_delivery_id, v_event_id);
     END IF;
 
     -- a write after this one in the same transaction (upsert_record by hand) is not ours

@@ -58,10 +58,11 @@ BEGIN
     v_version := greatest(v_version, now(),
                           (SELECT t.version FROM optiqoflow.tombstones t
                             WHERE t.tenant_id = p_tenant_id AND t.target_table = v_target AND t.id = p_id));
-    INSERT INTO optiqoflow.tombstones AS t (tenant_id, target_table, id, version)
-    VALUES (p_tenant_id, v_target, p_id, v_version)
+    -- now() in VALUES, not in DO UPDATE: Citus evaluates it once, on the coordinator
+    INSERT INTO optiqoflow.tombstones AS t (tenant_id, target_table, id, version, deleted_at)
+    VALUES (p_tenant_id, v_target, p_id, v_version, now())
     ON CONFLICT (tenant_id, target_table, id)
-    DO UPDATE SET version = greatest(t.version, EXCLUDED.version), deleted_at = now();
+    DO UPDATE SET version = greatest(t.version, EXCLUDED.version), deleted_at = EXCLUDED.deleted_at;
 
     -- refused deliveries holding its id (filed under the tenant, or bytes naming it)
     WITH gone AS (

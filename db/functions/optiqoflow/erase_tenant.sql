@@ -27,6 +27,7 @@ AS $$
 -- call only: calling again resumes. Other tenants' deliveries are never waited for,
 -- and they wait at most for the first call's row-bucket locks (one chunk).
 DECLARE
+    v_now       timestamptz := now();
     v_chunk    integer := coalesce(nullif(current_setting('optiqoflow.erase_chunk_rows', true), '')::integer, 10000);
     v_left     integer;
     v_row      optiqoflow.tenant_erasures;
@@ -42,6 +43,11 @@ DECLARE
     v_previous text := current_setting('lock_timeout');
     v_role     name;
 BEGIN
+    -- Citus: the DML of one call over distributed and reference tables (the tenant's
+    -- rows, charts) has to run over one connection per node; a no-op elsewhere
+    IF current_setting('citus.multi_shard_modify_mode', true) = 'parallel' THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     IF p_tenant_id IS NULL THEN
         RAISE EXCEPTION 'no tenant' USING ERRCODE = 'OF002', HINT = 'Pass the tenant''s UUID.';
     END IF;
@@ -274,10 +280,11 @@ BEGIN
         'kept', jsonb_build_object(
             'optiqoflow.tenant_erasures', 'this receipt',
             'optiqoflow.webhook_logs', 'its log rows, without tenant id or payload: time, table, outcome'));
+    -- now() outside the CASE, the tenant named: Citus takes neither otherwise
     UPDATE optiqoflow.tenant_erasures e
        SET receipt = v_row.receipt,
-           erased_at = CASE WHEN v_left > 0 THEN now() END
-     WHERE e.id = v_row.id;
+           erased_at = CASE WHEN v_left > 0 THEN v_now END
+     WHERE e.tenant_id = p_tenant_id AND e.id = v_row.id;
     RETURN v_row.receipt || jsonb_build_object('rows_this_call', v_done, 'closed_now', v_first);
 END
 $$;

@@ -24,7 +24,8 @@ BEGIN
         RAISE EXCEPTION 'the erasure of tenant % is not complete', p_tenant_id USING ERRCODE = 'OF030',
             HINT = 'Finish it first: call optiqoflow.erase_tenant(tenant, reason) until "complete" is true (optiqoflow erase-tenant).';
     END IF;
-    UPDATE optiqoflow.tenant_erasures e SET readmitted_at = now() WHERE e.id = v_row.id;
+    UPDATE optiqoflow.tenant_erasures e SET readmitted_at = now()
+     WHERE e.tenant_id = p_tenant_id AND e.id = v_row.id;   -- the tenant's shard only (Citus)
     RETURN jsonb_build_object('tenant_id', p_tenant_id, 'readmitted_at', now(),
                               'erased_at', v_row.erased_at, 'receipt', v_row.receipt);
 END

@@ -19,7 +19,8 @@ DECLARE
     v_at timestamptz;
 BEGIN
     -- bytes naming a closed (erased) tenant are kept nowhere (optiqoflow.erase_tenant)
-    IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
+    -- SELECT 1, not SELECT: Citus cannot plan an empty target list over every shard
+    IF EXISTS (SELECT 1 FROM optiqoflow.tenant_erasures e
                 WHERE e.readmitted_at IS NULL
                   AND (position(convert_to(e.tenant_id::text, 'UTF8') IN p_body) > 0
                        OR position(convert_to(upper(e.tenant_id::text), 'UTF8') IN p_body) > 0

@@ -40,9 +40,11 @@ BEGIN
     IF p_policy = 'keep' THEN
         DELETE FROM optiqoflow.column_policies cp WHERE cp.target_table = v_target AND cp.column_name = p_column;
     ELSE
-        INSERT INTO optiqoflow.column_policies AS cp (target_table, column_name, policy)
-        VALUES (v_target, p_column, p_policy)
-        ON CONFLICT (target_table, column_name) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now();
+        -- now() in VALUES, not in DO UPDATE: Citus evaluates it once, on the coordinator
+        INSERT INTO optiqoflow.column_policies AS cp (target_table, column_name, policy, updated_at)
+        VALUES (v_target, p_column, p_policy, now())
+        ON CONFLICT (target_table, column_name)
+        DO UPDATE SET policy = EXCLUDED.policy, updated_at = EXCLUDED.updated_at;
     END IF;
     RETURN jsonb_build_object('table', v_target, 'column', p_column, 'policy', p_policy,
                               'was', coalesce(v_old, 'keep'),

@@ -6,7 +6,7 @@ Revision ID: 0027_column_policies_keep_block
 Revises: 0026_record_erasure_erase_record
 Create Date: 2026-12-07T19:07:05+00:00
 
-1. 0017_column_policies_before.sql: optiqoflow.column_policies, optiqoflow.column_hash_key;
+1. 0027_column_policies_before.sql: optiqoflow.column_policies, optiqoflow.column_hash_key;
 2. the function files;
 3. ownership.sql.
 """
@@ -27,7 +27,7 @@ _HERE = Path(__file__).parent
 
 
 def upgrade() -> None:
-    run_sql(op, (_HERE / "0017_column_policies_before.sql").read_text())
+    run_sql(op, (_HERE / "0027_column_policies_before.sql").read_text())
     apply_revision(op, revision)
     own_everything(op)
 
