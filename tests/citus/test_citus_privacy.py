@@ -70,7 +70,7 @@ def test_erase_tenant_on_the_cluster(cc: psycopg.Connection[Any]) -> None:  # no
     rid = str(uuid.uuid4())
     answer, path = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
                                 "event_id": f"ev-{rid}", "record": rec(rid, T(1), title=mark)})  # fmt: skip
-    assert (answer["status"], path) == ("applied", "worker")
+    assert (answer["status"], path) == ("applied", "coordinator")  # its first push makes its view
     refused, _ = deliver(cc, {"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
                               "record": rec(None, T(2), priority=mark)})  # fmt: skip
     assert refused["status"] == "refused"
@@ -126,7 +126,7 @@ def test_column_policies_on_the_cluster(
         policies.append(("staff_members", column))
     answer, path = deliver(cc, {"type": "INSERT", "table": "staff_members", "tenant_id": tenant,
                                 "record": rec(None, T(1), email=mail, last_name="Virtanen")})  # fmt: skip
-    assert (answer["status"], path) == ("applied", "worker")
+    assert (answer["status"], path) == ("applied", "coordinator")  # its first push makes its view
     assert holding(cc, mail) == {} and holding(cc, "Virtanen") == {}
     hashed = cc.execute(
         "SELECT last_name FROM optiqoflow.employees WHERE tenant_id = %s", (tenant,)
