@@ -145,7 +145,9 @@ async def test_the_queue_waits_its_turn_beside_other_calls(db_dsn: str, tenant: 
 
 
 async def test_a_group_that_fails_as_one_goes_one_by_one(db_dsn: str, tenant: str) -> None:
-    config = receiver_config(db_dsn, pool_max=1, pool_timeout=20.0, group_commit=16)
+    # the group fails by the cancel below only, never by a lock timeout first (under load
+    # the wait could outlast the default 5 s before the test sees it)
+    config = receiver_config(db_dsn, pool_max=1, pool_timeout=20.0, group_commit=16, lock_timeout=60.0)
     queued = [zone_payload(tenant, name=f"zone {i}") for i in range(5)]
     key = queued[2]["record"]["id"]
     async with serving(config) as ep:
