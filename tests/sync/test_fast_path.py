@@ -1,9 +1,9 @@
 """The real-time fast path of optiqoflow.upsert_record (one record of a known shape,
-checked with expressions) must decide exactly as the general path (_analyse_records,
-evolution, _write_records) does. Every record below is sent twice: once as the fast
-path takes it, once with a harmless difference that sends it down the general path
-(a key spelled as no column yet, or the tenant id spelled in upper case), and the
-stored rows, answers and tracking must agree. And what the fast path must never let
+checked by _record_fault, the one validation) must decide exactly as the general path
+(_analyse_records, evolution, _write_records) does. Every record below is sent twice:
+once as the fast path takes it, once with a harmless difference that sends it down the
+general path (its version in the envelope's occurred_at instead of its own updated_at),
+and the stored rows, answers and tracking must agree. And what the fast path must never let
 through (another tenant, bookkeeping keys, an id or version that is not one) is refused
 with the same SQLSTATE whether apply_webhook or a DBA's direct call brings it.
 """
@@ -56,8 +56,8 @@ def _apply_counting(c: Conn, payload: dict[str, Any]) -> tuple[dict[str, Any], i
 
 
 def test_fast_and_general_paths_store_the_same(conn: Conn, tenant: str) -> None:
-    # the "general" records name their tenant in upper case: the same tenant to the
-    # general path, not the canonical spelling the fast path compares with
+    # the "general" records carry their version as the envelope's occurred_at: the same
+    # version to the general path; the fast path takes only a record's own updated_at
     steps = [
         ("INSERT", 1, {"title": "a", "priority": 2}, "applied"),
         ("UPDATE", 1, {"title": "again"}, "duplicate"),
@@ -72,7 +72,7 @@ def test_fast_and_general_paths_store_the_same(conn: Conn, tenant: str) -> None:
             conn, upsert(tenant, rec(id_fast, n, tenant_id=tenant, **cols), op)
         )
         general, general_calls = _apply_counting(
-            conn, upsert(tenant, rec(id_general, n, tenant_id=tenant.upper(), **cols), op)
+            conn, upsert(tenant, rec(id_general, None, tenant_id=tenant, **cols), op, occurred_at=v(n))
         )
         assert (fast_calls, general_calls) == (0, 1)  # each took the path it is here for
         assert fast["status"] == general["status"] == status, (fast, general)

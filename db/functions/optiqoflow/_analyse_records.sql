@@ -13,13 +13,14 @@ AS $$
 --    twice, "versioned": every record has its own updated_at}
 -- Refuses (OF00x) records that are not objects, lack an id that is a UUID, name another
 -- tenant, have no version (updated_at, else the envelope's occurred_at), or carry a key
--- that cannot be a column name. No subtransaction: ids and versions are checked by
+-- that cannot be a column name: each record's fault is _record_fault's, the one
+-- definition of a valid record; this function adds the key names and the report. No subtransaction: ids and versions are checked by
 -- pattern (a UUID in any spelling PostgreSQL accepts; an ISO 8601 date-time, so never
 -- 'now' or 'infinity'), and what passes the pattern but not the cast (a 13th month) is
 -- refused with PostgreSQL's own SQLSTATE.
 --
--- Cost: one record (every real-time change) is checked with plain expressions and one
--- read of its fields. A batch takes two passes, and neither reads every key/value pair:
+-- Cost: one record (every real-time change) is checked by one expression and one read
+-- of its fields. A batch takes two passes, and neither reads every key/value pair:
 -- pass 1 checks each record's shape and that it has every key of the first record
 -- (jsonb ?&, in C); pass 2 reads, per record, only what the first record's non-null keys
 -- do not already account for (e - keys, in C): its null values and any extra keys. The
@@ -27,10 +28,10 @@ AS $$
 -- the keys a table lacks.
 DECLARE
     v_record     jsonb;
+    v_fault      text;
     v_count      bigint;
     v_not_object bigint;
     v_no_id      bigint;
-    v_bad_id     bigint;
     v_no_version bigint;
     v_bad_version bigint;
     v_other      bigint;
@@ -54,20 +55,16 @@ BEGIN
     v_count := jsonb_array_length(p_records);
 
     IF v_count = 1 THEN
-        -- one record: the same checks as pass 1 below, as expressions
+        -- one record: its fault (_record_fault, as in pass 1 below) and one read of its fields
         v_record := p_records -> 0;
-        v_not_object := CASE WHEN jsonb_typeof(v_record) <> 'object' THEN 1 END;
+        v_fault := optiqoflow._record_fault(v_record, p_tenant_id, p_occurred_at);
+        v_not_object := CASE WHEN v_fault = 'not_object' THEN 1 END;
         IF v_not_object IS NULL THEN
-            v_no_id := CASE WHEN jsonb_typeof(v_record -> 'id') IS DISTINCT FROM 'string' THEN 1 END;
-            v_bad_id := CASE WHEN v_no_id IS NULL AND NOT optiqoflow._is_uuid_text(v_record ->> 'id') THEN 1 END;
+            v_no_id := CASE WHEN v_fault IN ('no_id', 'bad_id') THEN 1 END;
+            v_no_version := CASE WHEN v_fault = 'no_version' THEN 1 END;
+            v_bad_version := CASE WHEN v_fault = 'bad_version' THEN 1 END;
+            v_other := CASE WHEN v_fault = 'other_tenant' THEN 1 END;
             v_unversioned := CASE WHEN jsonb_typeof(v_record -> 'updated_at') IS DISTINCT FROM 'string' THEN 1 ELSE 0 END;
-            v_no_version := CASE WHEN p_occurred_at IS NULL AND v_unversioned = 1 THEN 1 END;
-            v_bad_version := CASE WHEN v_unversioned = 0
-                                   AND NOT optiqoflow._is_iso_timestamp_text(v_record ->> 'updated_at') THEN 1 END;
-            v_other := CASE WHEN jsonb_typeof(v_record -> 'tenant_id') IN ('string', 'number', 'boolean', 'object', 'array')
-                             AND (v_record ->> 'tenant_id') IS DISTINCT FROM p_tenant_id::text
-                             AND optiqoflow._tenant_uuid(v_record -> 'tenant_id', 'record') IS DISTINCT FROM p_tenant_id
-                            THEN 1 END;
             v_ids := 1;
             SELECT array_agg(kv.key ORDER BY kv.key),
                    coalesce(array_agg(kv.key ORDER BY kv.key) FILTER (WHERE jsonb_typeof(kv.value) <> 'null'), '{}'),
@@ -91,29 +88,19 @@ BEGIN
         -- (22P02) does the pass run again with the pattern, to name the first offender.
         LOOP
             BEGIN
-                SELECT min(o) FILTER (WHERE t <> 'object'),
-                       min(o) FILTER (WHERE id_type IS DISTINCT FROM 'string'),
-                       min(o) FILTER (WHERE id_type = 'string' AND NOT id_ok),
-                       min(o) FILTER (WHERE p_occurred_at IS NULL AND v_type IS DISTINCT FROM 'string'),
-                       min(o) FILTER (WHERE v_type = 'string' AND NOT v_ok),
-                       min(o) FILTER (WHERE other_tenant),
+                SELECT min(o) FILTER (WHERE f = 'not_object'),
+                       min(o) FILTER (WHERE f IN ('no_id', 'bad_id')),
+                       min(o) FILTER (WHERE f = 'no_version'),
+                       min(o) FILTER (WHERE f = 'bad_version'),
+                       min(o) FILTER (WHERE f = 'other_tenant'),
                        count(*) FILTER (WHERE v_type IS DISTINCT FROM 'string'),
-                       count(DISTINCT CASE WHEN id_ok THEN id::uuid END),
+                       count(DISTINCT CASE WHEN f IS NULL OR f NOT IN ('not_object', 'no_id', 'bad_id')
+                                           THEN (e ->> 'id')::uuid END),
                        count(*) FILTER (WHERE NOT has_keys0)
-                  INTO v_not_object, v_no_id, v_bad_id, v_no_version, v_bad_version, v_other,
+                  INTO v_not_object, v_no_id, v_no_version, v_bad_version, v_other,
                        v_unversioned, v_ids, v_lacking
-                  FROM (SELECT o, jsonb_typeof(e) AS t,
-                               jsonb_typeof(e -> 'id') AS id_type, e ->> 'id' AS id,
-                               CASE WHEN jsonb_typeof(e -> 'id') IS DISTINCT FROM 'string' THEN false
-                                    WHEN v_by_cast THEN (e ->> 'id')::uuid IS NOT NULL
-                                    ELSE optiqoflow._is_uuid_text(e ->> 'id') END AS id_ok,
+                  FROM (SELECT o, e, optiqoflow._record_fault(e, p_tenant_id, p_occurred_at, v_by_cast) AS f,
                                jsonb_typeof(e -> 'updated_at') AS v_type,
-                               optiqoflow._is_iso_timestamp_text(e ->> 'updated_at') AS v_ok,
-                               CASE WHEN jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'tenant_id') IN ('null')
-                                         OR NOT e ? 'tenant_id'
-                                         OR (e ->> 'tenant_id') = p_tenant_id::text THEN false
-                                    ELSE optiqoflow._tenant_uuid(e -> 'tenant_id', 'record') IS DISTINCT FROM p_tenant_id
-                               END AS other_tenant,
                                jsonb_typeof(e) = 'object' AND e ?& v_keys0 AS has_keys0
                           FROM jsonb_array_elements(p_records) WITH ORDINALITY AS r(e, o)
                         OFFSET 0) x;
@@ -171,8 +158,8 @@ BEGIN
                   HINT = 'Use lower-case snake_case field names of at most 63 characters.';
     END IF;
 
-    IF v_no_id IS NOT NULL OR v_bad_id IS NOT NULL THEN
-        RAISE EXCEPTION 'record % has no id that is a UUID', least(v_no_id, v_bad_id)
+    IF v_no_id IS NOT NULL THEN
+        RAISE EXCEPTION 'record % has no id that is a UUID', v_no_id
             USING ERRCODE = 'OF005', HINT = 'Every record carries its primary key "id" (a UUID string).';
     END IF;
     IF v_no_version IS NOT NULL THEN

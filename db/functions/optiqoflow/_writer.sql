@@ -16,12 +16,13 @@ AS $$
 --   INSERT that one row: three small statements with cheap plans;
 --   a batch, when the tenant has no tombstone in this table: INSERT ... ON CONFLICT
 --   (tenant_id, id) DO UPDATE SET col = CASE WHEN 'col' = ANY (present) THEN
---   EXCLUDED.col ELSE t.col END ... WHERE t.updated_at < EXCLUDED.updated_at, and only
---   the records it did not write are classified (duplicate | stale) and marked as seen
---   by the run;
+--   EXCLUDED.col ELSE t.col END ... WHERE the version rule says write, and only the
+--   records it did not write are classified (duplicate | stale) and marked as seen by
+--   the run;
 --   any other batch: classify each record against the stored row and tombstone (write |
 --   duplicate | stale), the same upsert of the writes, clear the tombstones of written
 --   keys, mark duplicate/stale rows as seen by the run.
+-- Every one of those decisions is optiqoflow._verdict's, the one version rule.
 -- Parameters and outputs are named _of_*: no column can have such a name, so none can
 -- shadow them. Callers run it through optiqoflow_gen.call_writer (regenerated here when
 -- a writer is made, see _generate_call_writer), which calls each table's current writer
@@ -31,6 +32,7 @@ DECLARE
     v_data     text[];
     v_previous text;
     v_made     boolean := false;
+    v_template text;
 BEGIN
     IF to_regproc(format('optiqoflow_gen.%I', v_name)) IS NOT NULL
        AND to_regproc('optiqoflow_gen.call_writer') IS NOT NULL THEN
@@ -45,8 +47,16 @@ BEGIN
         SELECT array_agg(c ORDER BY o) INTO v_data
           FROM unnest(p_columns) WITH ORDINALITY AS u(c, o)
          WHERE c NOT IN ('id', 'tenant_id') AND c !~ '^_of_';
-        EXECUTE format($gen$
-CREATE FUNCTION optiqoflow_gen.%1$I(
+        -- The one template of every writer. Its holes, filled below from catalog names
+        -- each quoted by format('%I'): {{writer}} its name; {{table}} the target table;
+        -- {{columns}} its data columns; {{from_c}} the same as c.col; {{from_r}} as
+        -- _of_r.col; {{set_r}} col = (_of_r.col if present, else t.col), one record's
+        -- UPDATE; {{conflict}} the batch upsert's ON CONFLICT clause. Every decision of
+        -- write, duplicate or stale is optiqoflow._verdict's (the version rule); the
+        -- output is a function like any other: documented, not executable by PUBLIC, and
+        -- checked by plpgsql_check in the tests.
+        v_template := $template$
+CREATE FUNCTION optiqoflow_gen.{{writer}}(
     _of_a_tenant uuid, _of_a_table text, _of_a_records jsonb, _of_a_present text[],
     _of_a_now timestamptz, _of_a_xid xid8, _of_a_run bigint,
     OUT _of_o_written bigint, OUT _of_o_duplicate bigint, OUT _of_o_stale bigint)
@@ -54,7 +64,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $w$
 DECLARE
-    _of_r      optiqoflow.%2$I;
+    _of_r      optiqoflow.{{table}};
+    _of_found  boolean;
     _of_stored timestamptz;
     _of_tomb   timestamptz;
     _of_n      bigint;
@@ -63,69 +74,72 @@ DECLARE
 BEGIN
     _of_o_written := 0; _of_o_duplicate := 0; _of_o_stale := 0;
     IF jsonb_array_length(_of_a_records) = 1 THEN
-        -- one record (every real-time change): three small statements with cached plans
-        -- instead of the batch statement below, whose plan is ten times the work to start
-        _of_r := jsonb_populate_record(NULL::optiqoflow.%2$I, _of_a_records -> 0);
+        -- one record (every real-time change): small statements with cached plans instead
+        -- of the batch statement below, whose plan is ten times the work to start
+        _of_r := jsonb_populate_record(NULL::optiqoflow.{{table}}, _of_a_records -> 0);
         SELECT t.updated_at INTO _of_stored
-          FROM optiqoflow.%2$I t WHERE t.tenant_id = _of_a_tenant AND t.id = _of_r.id;
-        IF FOUND THEN
-            IF _of_r.updated_at > _of_stored THEN
-                UPDATE optiqoflow.%2$I t
-                   SET %6$s, _of_written_at = _of_a_now, _of_xid = _of_a_xid, _of_sync_run = _of_a_run,
+          FROM optiqoflow.{{table}} t WHERE t.tenant_id = _of_a_tenant AND t.id = _of_r.id;
+        _of_found := FOUND;
+        IF NOT _of_found THEN
+            SELECT tb.version INTO _of_tomb
+              FROM optiqoflow.tombstones tb
+             WHERE tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table AND tb.id = _of_r.id;
+        END IF;
+        CASE optiqoflow._verdict(_of_r.updated_at, _of_stored, _of_tomb)
+        WHEN 'w' THEN
+            IF _of_found THEN
+                UPDATE optiqoflow.{{table}} t
+                   SET {{set_r}}, _of_written_at = _of_a_now, _of_xid = _of_a_xid, _of_sync_run = _of_a_run,
                        _of_log_id = _of_log
                  WHERE t.tenant_id = _of_a_tenant AND t.id = _of_r.id;
                 _of_o_written := 1;
                 RETURN;
-            ELSIF _of_r.updated_at = _of_stored THEN
-                _of_o_duplicate := 1;
-            ELSE
-                _of_o_stale := 1;
             END IF;
-            IF _of_a_run IS NOT NULL THEN
-                UPDATE optiqoflow.%2$I t SET _of_sync_run = _of_a_run
+            INSERT INTO optiqoflow.{{table}} (tenant_id, id, {{columns}}, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
+            VALUES (_of_a_tenant, _of_r.id, {{from_r}}, _of_a_now, _of_a_xid, _of_a_run, _of_log)
+            ON CONFLICT (tenant_id, id) DO NOTHING;
+            GET DIAGNOSTICS _of_n = ROW_COUNT;
+            IF _of_n = 1 THEN
+                IF _of_tomb IS NOT NULL THEN
+                    DELETE FROM optiqoflow.tombstones tb
+                     WHERE tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table AND tb.id = _of_r.id;
+                END IF;
+                _of_o_written := 1;
+                RETURN;
+            END IF;
+            -- written meanwhile by a writer that does not take our row locks: the
+            -- statement at the end decides
+        WHEN 'd' THEN
+            _of_o_duplicate := 1;
+        ELSE
+            _of_o_stale := 1;
+        END CASE;
+        IF _of_o_duplicate + _of_o_stale > 0 THEN
+            IF _of_found AND _of_a_run IS NOT NULL THEN
+                UPDATE optiqoflow.{{table}} t SET _of_sync_run = _of_a_run
                  WHERE t.tenant_id = _of_a_tenant AND t.id = _of_r.id AND t._of_sync_run IS DISTINCT FROM _of_a_run;
             END IF;
             RETURN;
         END IF;
-        SELECT tb.version INTO _of_tomb
-          FROM optiqoflow.tombstones tb
-         WHERE tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table AND tb.id = _of_r.id;
-        IF _of_tomb IS NOT NULL AND NOT _of_r.updated_at > _of_tomb THEN
-            _of_o_stale := 1;
-            RETURN;
-        END IF;
-        INSERT INTO optiqoflow.%2$I (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
-        VALUES (_of_a_tenant, _of_r.id, %7$s, _of_a_now, _of_a_xid, _of_a_run, _of_log)
-        ON CONFLICT (tenant_id, id) DO NOTHING;
-        GET DIAGNOSTICS _of_n = ROW_COUNT;
-        IF _of_n = 1 THEN
-            IF _of_tomb IS NOT NULL THEN
-                DELETE FROM optiqoflow.tombstones tb
-                 WHERE tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table AND tb.id = _of_r.id;
-            END IF;
-            _of_o_written := 1;
-            RETURN;
-        END IF;
-        -- written meanwhile by a writer that does not take our row locks: the statement below
     ELSIF NOT EXISTS (SELECT FROM optiqoflow.tombstones tb
                        WHERE tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table) THEN
         -- a batch of a tenant with no deletion remembered in this table (an initial import,
-        -- most FULL_SYNC runs): the upsert's own conflict check decides, as in a bare
-        -- INSERT ... ON CONFLICT; only the records it did not write are read back, from the
-        -- snapshot before it, to tell duplicates from stale ones and mark them for the run
+        -- most FULL_SYNC runs): the upsert's own conflict check decides; only the records
+        -- it did not write are read back, from the snapshot before it, to tell duplicates
+        -- from stale ones and mark them for the run
         WITH src AS (
-            SELECT r.* FROM jsonb_populate_recordset(NULL::optiqoflow.%2$I, _of_a_records) r
+            SELECT r.* FROM jsonb_populate_recordset(NULL::optiqoflow.{{table}}, _of_a_records) r
         ), w AS (
-            INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
-            SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run, _of_log FROM src c
-            %5$s
+            INSERT INTO optiqoflow.{{table}} AS t (tenant_id, id, {{columns}}, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
+            SELECT _of_a_tenant, c.id, {{from_c}}, _of_a_now, _of_a_xid, _of_a_run, _of_log FROM src c
+            {{conflict}}
         ), cls AS (
-            SELECT s.id, CASE WHEN s.updated_at = t.updated_at THEN 'd' ELSE 's' END AS _of_action
+            SELECT s.id, optiqoflow._verdict(s.updated_at, t.updated_at) AS _of_action
               FROM src s
-              JOIN optiqoflow.%2$I t ON t.tenant_id = _of_a_tenant AND t.id = s.id
+              JOIN optiqoflow.{{table}} t ON t.tenant_id = _of_a_tenant AND t.id = s.id
              WHERE NOT EXISTS (SELECT FROM w WHERE w.id = s.id)
         ), marked AS (
-            UPDATE optiqoflow.%2$I t SET _of_sync_run = _of_a_run
+            UPDATE optiqoflow.{{table}} t SET _of_sync_run = _of_a_run
               FROM cls c
              WHERE _of_a_run IS NOT NULL
                AND t.tenant_id = _of_a_tenant AND t.id = c.id AND t._of_sync_run IS DISTINCT FROM _of_a_run
@@ -133,34 +147,30 @@ BEGIN
         )
         SELECT (SELECT count(*) FROM w),
                (SELECT count(*) FROM cls WHERE _of_action = 'd'),
-               (SELECT count(*) FROM cls WHERE _of_action = 's') + 0 * (SELECT count(*) FROM marked)
+               (SELECT count(*) FROM cls WHERE _of_action <> 'd') + 0 * (SELECT count(*) FROM marked)
           INTO _of_o_written, _of_o_duplicate, _of_o_stale;
         RETURN;
     END IF;
 
+    -- any other batch: each record's verdict against the stored row and the tombstone
     WITH src AS (
-        SELECT r.* FROM jsonb_populate_recordset(NULL::optiqoflow.%2$I, _of_a_records) r
+        SELECT r.* FROM jsonb_populate_recordset(NULL::optiqoflow.{{table}}, _of_a_records) r
     ), cls AS (
-        SELECT s.*,
-               CASE WHEN t.id IS NULL AND (tb.version IS NULL OR s.updated_at > tb.version) THEN 'w'
-                    WHEN t.id IS NULL THEN 's'
-                    WHEN s.updated_at > t.updated_at THEN 'w'
-                    WHEN s.updated_at = t.updated_at THEN 'd'
-                    ELSE 's' END AS _of_action
+        SELECT s.*, optiqoflow._verdict(s.updated_at, t.updated_at, tb.version) AS _of_action
           FROM src s
-          LEFT JOIN optiqoflow.%2$I t ON t.tenant_id = _of_a_tenant AND t.id = s.id
+          LEFT JOIN optiqoflow.{{table}} t ON t.tenant_id = _of_a_tenant AND t.id = s.id
           LEFT JOIN optiqoflow.tombstones tb
                  ON tb.tenant_id = _of_a_tenant AND tb.target_table = _of_a_table AND tb.id = s.id
     ), w AS (
-        INSERT INTO optiqoflow.%2$I AS t (tenant_id, id, %3$s, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
-        SELECT _of_a_tenant, c.id, %4$s, _of_a_now, _of_a_xid, _of_a_run, _of_log FROM cls c WHERE c._of_action = 'w'
-        %5$s
+        INSERT INTO optiqoflow.{{table}} AS t (tenant_id, id, {{columns}}, _of_written_at, _of_xid, _of_sync_run, _of_log_id)
+        SELECT _of_a_tenant, c.id, {{from_c}}, _of_a_now, _of_a_xid, _of_a_run, _of_log FROM cls c WHERE c._of_action = 'w'
+        {{conflict}}
     ), cleared AS (
         DELETE FROM optiqoflow.tombstones x USING w
          WHERE x.tenant_id = _of_a_tenant AND x.target_table = _of_a_table AND x.id = w.id
         RETURNING 1
     ), marked AS (
-        UPDATE optiqoflow.%2$I t SET _of_sync_run = _of_a_run
+        UPDATE optiqoflow.{{table}} t SET _of_sync_run = _of_a_run
           FROM cls c
          WHERE _of_a_run IS NOT NULL AND c._of_action IN ('d', 's')
            AND t.tenant_id = _of_a_tenant AND t.id = c.id AND t._of_sync_run IS DISTINCT FROM _of_a_run
@@ -173,20 +183,21 @@ BEGIN
       INTO _of_o_written, _of_o_duplicate, _of_o_stale;
 END
 $w$
-$gen$,
-            v_name,
-            p_table,
-            (SELECT string_agg(format('%I', c), ', ') FROM unnest(v_data) c),
-            (SELECT string_agg(format('c.%I', c), ', ') FROM unnest(v_data) c),
-            -- the upsert's conflict clause, shared by both batch statements
+$template$;
+        EXECUTE replace(replace(replace(replace(replace(replace(replace(v_template,
+            '{{writer}}', quote_ident(v_name)),
+            '{{table}}', quote_ident(p_table)),
+            '{{columns}}', (SELECT string_agg(format('%I', c), ', ') FROM unnest(v_data) c)),
+            '{{from_c}}', (SELECT string_agg(format('c.%I', c), ', ') FROM unnest(v_data) c)),
+            '{{from_r}}', (SELECT string_agg(format('_of_r.%I', c), ', ') FROM unnest(v_data) c)),
+            '{{set_r}}', (SELECT string_agg(format('%1$I = CASE WHEN %2$L = ANY (_of_a_present) THEN _of_r.%1$I ELSE t.%1$I END', c, c), ', ')
+                            FROM unnest(v_data) c)),
+            '{{conflict}}',
             format('ON CONFLICT (tenant_id, id) DO UPDATE SET %s, _of_written_at = EXCLUDED._of_written_at, '
                    '_of_xid = EXCLUDED._of_xid, _of_sync_run = EXCLUDED._of_sync_run, _of_log_id = EXCLUDED._of_log_id '
-                   'WHERE t.updated_at < EXCLUDED.updated_at RETURNING t.id',
+                   'WHERE optiqoflow._verdict(EXCLUDED.updated_at, t.updated_at) = ''w'' RETURNING t.id',
                    (SELECT string_agg(format('%1$I = CASE WHEN %2$L = ANY (_of_a_present) THEN EXCLUDED.%1$I ELSE t.%1$I END', c, c), ', ')
-                      FROM unnest(v_data) c)),
-            (SELECT string_agg(format('%1$I = CASE WHEN %2$L = ANY (_of_a_present) THEN _of_r.%1$I ELSE t.%1$I END', c, c), ', ')
-               FROM unnest(v_data) c),
-            (SELECT string_agg(format('_of_r.%I', c), ', ') FROM unnest(v_data) c));
+                      FROM unnest(v_data) c)));
         EXECUTE format('COMMENT ON FUNCTION optiqoflow_gen.%I IS %L', v_name,
                        format('Generated by optiqoflow._writer for optiqoflow.%s (%s): do not edit.',
                               p_table, array_to_string(p_columns, ', ')));

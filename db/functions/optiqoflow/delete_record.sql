@@ -10,7 +10,8 @@ SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'   -- a version without an offset means UTC, whatever the session says
 AS $$
 -- DELETE of one record (p_old_record carries at least its id). Its version is
--- old_record.updated_at, else p_occurred_at, else the stored row's current version.
+-- old_record.updated_at, else p_occurred_at, else the stored row's current version. By
+-- the version rule (_verdict):
 --   version >= stored row: the row is removed and a tombstone kept at that version;
 --   no row stored:         a tombstone is kept (it blocks a late older write), rows 0;
 --   older than the row:    stale, nothing changes.
@@ -40,7 +41,7 @@ BEGIN
        INTO v_stored USING p_tenant_id, v_id;
     IF v_stored IS NOT NULL THEN
         v_version := coalesce(v_version, v_stored);
-        IF v_version < v_stored THEN
+        IF optiqoflow._verdict(v_version, v_stored) = 's' THEN   -- the version rule
             RETURN jsonb_build_object('status', 'stale', 'table', v_table, 'rows', 0);
         END IF;
         EXECUTE format('DELETE FROM optiqoflow.%I WHERE tenant_id = $1 AND id = $2', v_table)
@@ -55,7 +56,7 @@ BEGIN
         ON CONFLICT (tenant_id, target_table, id) DO UPDATE
            SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at,
                webhook_log_id = EXCLUDED.webhook_log_id
-         WHERE t.version < EXCLUDED.version;
+         WHERE optiqoflow._verdict(EXCLUDED.version, t.version) = 'w';   -- a newer tombstone wins
     END IF;
     RETURN jsonb_build_object('status', 'applied', 'table', v_table, 'rows', v_rows);
 END

@@ -201,7 +201,7 @@ BEGIN
             '  SELECT $1, $4, g.id, g.updated_at, $5 FROM gone g'
             '  ON CONFLICT (tenant_id, target_table, id) DO UPDATE'
             '     SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at, webhook_log_id = EXCLUDED.webhook_log_id'
-            '   WHERE x.version < EXCLUDED.version RETURNING 1)'
+            '   WHERE optiqoflow._verdict(EXCLUDED.version, x.version) = ''w'' RETURNING 1)'
             ' SELECT count(*) + 0 * (SELECT count(*) FROM tomb) FROM gone', v_table)
         INTO v_removed
         USING p_tenant_id, v_run.id, v_run.start_snapshot, v_table,

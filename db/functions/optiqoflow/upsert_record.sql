@@ -51,16 +51,13 @@ BEGIN
     v_columns := optiqoflow._columns(v_mapping.target_table);
     v_keys := ARRAY(SELECT jsonb_object_keys(p_record));
 
-    -- The common case, every real-time change of a known shape, tested with expressions
-    -- instead of _analyse_records' reading of each field: an id that is a UUID, its own
-    -- ISO 8601 updated_at, no other tenant, and every key already a column that is not
-    -- bookkeeping (so every name is valid and there is nothing to evolve). Anything else
-    -- takes the general path below, which names what is wrong.
+    -- The common case, every real-time change of a known shape: a valid record with its
+    -- own version (_record_fault, the one validation, without p_occurred_at), and every
+    -- key already a column that is not bookkeeping (so every name is valid and there is
+    -- nothing to evolve), tested by expressions instead of _analyse_records' reading of
+    -- each field. Anything else takes the general path below, which names what is wrong.
     IF v_columns IS NOT NULL
-       AND jsonb_typeof(p_record -> 'id') = 'string' AND optiqoflow._is_uuid_text(p_record ->> 'id')
-       AND jsonb_typeof(p_record -> 'updated_at') = 'string'
-       AND optiqoflow._is_iso_timestamp_text(p_record ->> 'updated_at')
-       AND (NOT p_record ? 'tenant_id' OR (p_record ->> 'tenant_id') = p_tenant_id::text)
+       AND optiqoflow._record_fault(p_record, p_tenant_id, NULL) IS NULL
        AND p_record - v_columns = '{}'::jsonb
        AND array_to_string(v_keys, ' ') !~ '(^| )_of_'
     THEN
