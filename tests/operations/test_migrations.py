@@ -134,7 +134,7 @@ def _generate_every_writer(c: psycopg.Connection[Any], tenant: str) -> int:
     )
     got = c.execute(
         "SELECT count(*) FROM pg_proc WHERE pronamespace = 'optiqoflow_gen'::regnamespace"
-        " AND proname <> 'call_writer'"
+        " AND proname <> 'tenant_claim_path'"
     ).fetchone()
     assert got is not None
     return int(got[0])
@@ -181,14 +181,11 @@ def test_plpgsql_check_finds_nothing(conn: psycopg.Connection[Any], tenant: str)
     # Reviewed and accepted: _writer fills its template's holes with replace(); each is a
     # name quoted by quote_ident or a list built element by element with format('%I',
     # ...) from catalog column names, which plpgsql_check cannot follow.
-    # Likewise _generate_call_writer: the body it passes with %s is built from writer
-    # names quoted with %L and %I.
     # Likewise optiqoflow.distribute (Citus only): it runs a primary key column list built
     # with format('%I', ...), and foreign-key and view definitions produced by the catalog
     # (pg_get_constraintdef, pg_get_viewdef) of our own tables and views.
     accepted = {
         ("optiqoflow._writer", "security", "the expression is not SQL injection safe"),
-        ("optiqoflow._generate_call_writer", "security", "text type variable is not sanitized"),
         ("optiqoflow.distribute", "security", "text type variable is not sanitized"),
     }
     findings = [f for f in findings if (f[0].split("(")[0], f[1], f[2]) not in accepted]

@@ -85,7 +85,7 @@ async def test_a_role_without_grants_cannot_block_any_delivery(
     role = f"nobody_{uuid.uuid4().hex[:8]}"
     holder.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     holder.commit()
-    names = [f"sync/{tenant}/work_orders", "ddl/work_orders", f"views/{tenant}", "prune_logs", "ddl/call_writer"]
+    names = [f"sync/{tenant}/work_orders", "ddl/work_orders", f"views/{tenant}", "prune_logs"]
     try:
         row = holder.execute(
             "SELECT optiqoflow._row_lock_space(%s, 'work_orders'),"

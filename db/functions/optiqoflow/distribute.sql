@@ -176,15 +176,12 @@ BEGIN
     END LOOP;
 
     -- 4. every function of ours exists on every node (the policies and the delegated
-    --    entry point need them there; some take a reference table's row type), and so
-    --    does optiqoflow_gen.call_writer, through which a worker runs the writers (made
-    --    by the migrations, regenerated on the coordinator with every new writer)
+    --    entry point need them there; some take a reference table's row type)
     FOR v_fn IN
         SELECT p.oid::regprocedure
           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE (n.nspname IN ('optiqoflow', 'tenants')
-                OR (n.nspname = 'public' AND p.proname = 'invalidate_chart_cache_for_tables')
-                OR (n.nspname = 'optiqoflow_gen' AND p.proname = 'call_writer'))
+                OR (n.nspname = 'public' AND p.proname = 'invalidate_chart_cache_for_tables'))
            AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
          ORDER BY (p.proname NOT LIKE '\_%'), p.oid
     LOOP

@@ -88,13 +88,11 @@ BEGIN
                       HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
         END IF;
         v_writer := optiqoflow._writer_name(v_mapping.target_table, v_columns);
-        IF to_regproc(format('optiqoflow_gen.%I', v_writer)) IS NULL
-           OR to_regproc('optiqoflow_gen.call_writer') IS NULL THEN
+        IF to_regproc(format('optiqoflow_gen.%I', v_writer)) IS NULL THEN
             v_writer := optiqoflow._writer(v_mapping.target_table, v_columns);   -- generated on first use
         END IF;
-        -- a static call of the table's current writer: nothing parsed or planned per event
-        v_out := optiqoflow_gen.call_writer(v_writer, p_tenant_id, v_mapping.target_table, v_records,
-                                            v_keys, now(), v_xid, NULL::bigint);
+        v_out := optiqoflow._run_writer(v_writer, p_tenant_id, v_mapping.target_table, v_records,
+                                        v_keys, now(), v_xid, NULL::bigint);
         v_written := v_out._of_o_written;
         v_duplicate := v_out._of_o_duplicate;
         v_stale := v_out._of_o_stale;
