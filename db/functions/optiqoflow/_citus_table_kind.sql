@@ -11,7 +11,7 @@ DECLARE
     v_method text;
     v_model  text;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    IF NOT optiqoflow._on_citus() THEN
         RETURN 'none';
     END IF;
     EXECUTE format('SELECT partmethod::text, repmodel::text FROM pg_catalog.%I WHERE logicalrelid = $1', 'pg_dist_partition')

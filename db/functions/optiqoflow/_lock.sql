@@ -13,7 +13,7 @@ AS $$
 -- every key in use), would let a login role without grants stall deliveries. On a
 -- Citus cluster the locks stay advisory (docs/citus.md says what that means).
 BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    IF NOT optiqoflow._on_citus() THEN
         IF p_wait THEN
             PERFORM FROM optiqoflow.lock_slots s WHERE s.slot = optiqoflow._lock_slot(p_name) FOR UPDATE;
         ELSE

@@ -14,7 +14,7 @@ AS $$
 -- tenant, id or table cannot be read takes no lock here: apply_webhook refuses it, or
 -- takes what it needs when it applies it.
 BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    IF NOT optiqoflow._on_citus() THEN
         -- PostgreSQL: the rows of optiqoflow.lock_slots, in slot order (see _tenant_locks)
         PERFORM FROM optiqoflow.lock_slots s
           WHERE s.slot = ANY (ARRAY(

@@ -6,7 +6,7 @@ LANGUAGE sql STABLE PARALLEL SAFE
 -- coordinator, whose row locks, xids and snapshots must come from the tenant's worker
 -- (_tenant_locks, _tenant_xid, _tenant_snapshot). A SQL-standard body: inlined into the
 -- expression that calls it.
-RETURN pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL
+RETURN NOT optiqoflow._on_citus()
        OR pg_catalog.current_setting('optiqoflow.ddl_forbidden', true) = 'on';
 
 COMMENT ON FUNCTION optiqoflow._rows_are_here() IS

@@ -13,7 +13,7 @@ AS $$
 DECLARE
     v_n bigint;
 BEGIN
-    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    IF NOT optiqoflow._on_citus() THEN
         IF cardinality(p_keys) = 1 THEN                          -- a real-time change: one bucket
             PERFORM FROM optiqoflow.lock_slots s
               WHERE s.slot = optiqoflow._row_lock_slot(p_space, p_keys[1]) FOR UPDATE;

@@ -34,7 +34,7 @@ DECLARE
     v_removed  jsonb;
     v_scrubbed jsonb;
     v_first    boolean := false;
-    v_citus    boolean := pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL;
+    v_citus    boolean := optiqoflow._on_citus();
     v_tenant   text := p_tenant_id::text;
     v_table    text;
     v_n        bigint;

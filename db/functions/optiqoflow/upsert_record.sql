@@ -65,7 +65,7 @@ BEGIN
         -- its row bucket and this node's xid (on a Citus coordinator both come from the
         -- tenant's node, through those functions), then the table's generated writer
         v_id := (p_record ->> 'id')::uuid;
-        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        IF NOT optiqoflow._on_citus() THEN
             PERFORM FROM optiqoflow.lock_slots s
               WHERE s.slot = optiqoflow._row_lock_slot(
                                  optiqoflow._row_lock_space(p_tenant_id, v_mapping.target_table),
