@@ -350,6 +350,45 @@ def test_sigterm_lets_the_delivery_in_flight_finish(db_dsn: str, start_serve: An
     assert SECRET not in stderr
 
 
+def test_sigterm_answers_every_delivery_queued_for_group_commit(db_dsn: str, start_serve: Any) -> None:
+    """Group commit's drainers at shutdown: deliveries queued behind a busy connection when
+    SIGTERM comes are still applied, in groups, and answered 200 before the process ends;
+    nothing queued is dropped or answered without its commit."""
+    proc, port = start_serve(serve_env(DATABASE_URL=db_dsn, OPTIQO_GROUP_COMMIT="8",
+                                       OPTIQO_POOL_MAX="1", OPTIQO_POOL_MIN="1"))
+    wait_for(port, "/readyz", proc)
+    tenant = str(uuid.uuid4())
+    assert post(port, zone_payload(tenant))[0] == 200
+
+    async def run() -> list[tuple[int, Any]]:
+        with psycopg.connect(db_dsn) as blocker, psycopg.connect(db_dsn, autocommit=True) as watch:
+            blocker.execute("LOCK TABLE optiqoflow.webhook_logs IN SHARE MODE")  # every delivery waits
+            first = asyncio.create_task(asyncio.to_thread(post, port, zone_payload(tenant, name="first")))
+            deadline = time.monotonic() + 15
+            while watch.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND application_name = 'optiqoflow-receiver'"
+            ).fetchone() != (1,):
+                assert time.monotonic() < deadline, "the first delivery never waited"
+                await asyncio.sleep(0.05)
+            queued = [asyncio.create_task(asyncio.to_thread(post, port, zone_payload(tenant, name=f"q{i}")))
+                      for i in range(5)]  # fmt: skip
+            await asyncio.sleep(0.5)  # in the queue: the one connection is busy
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            blocker.commit()
+        return [await first, *[await q for q in queued]]
+
+    answers = asyncio.run(run())
+    assert [(status, a["status"]) for status, a in answers] == [(200, "applied")] * 6
+    assert proc.wait(timeout=30) == 0
+    with psycopg.connect(db_dsn) as c:
+        assert c.execute(
+            "SELECT count(*) FROM optiqoflow.webhook_logs WHERE tenant_id = %s AND outcome = 'applied'",
+            (tenant,),
+        ).fetchone() == (7,)
+
+
 def test_serve_without_database_url_runs_an_embedded_postgresql(
     tmp_path: Path, start_serve: Any
 ) -> None:

@@ -200,3 +200,81 @@ def test_groups_adding_columns_to_two_tables_in_opposite_orders_do_not_deadlock(
         for t in threads:
             t.join()
     assert not errors, errors
+
+
+def _in_thread(work: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run work() in a thread; its value (or error) lands in the dict it returns."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = work()
+        except BaseException as e:  # handed to the test
+            out["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def _waits(c: Conn, pid: int) -> bool:
+    row = c.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def _until_waiting(watch: Conn, pid: int) -> None:
+    for _ in range(500):
+        if _waits(watch, pid):
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError("the second call never waited")
+
+
+def test_two_groups_adding_the_same_column_to_one_table(db_dsn: str, tenant: str) -> None:
+    """Two groups, open at once, both bring one new key of one table: the second waits for
+    the first's column (its table's DDL lock), then finds the column there and writes
+    into it; both commit, nothing is added twice."""
+    column = f"extra_{uuid.uuid4().hex[:8]}"
+    a, b = new_id(), new_id()
+    with (psycopg.connect(db_dsn) as first, psycopg.connect(db_dsn, autocommit=True) as second,
+          psycopg.connect(db_dsn, autocommit=True) as watch):
+        assert [x["status"] for x in group(first, [upsert(tenant, rec(a, 1, **{column: "a"}))])] == ["applied"]
+        thread, out = _in_thread(lambda: group(second, [upsert(tenant, rec(b, 1, **{column: "b"})),
+                                                        upsert(tenant, rec(new_id(), 1, title="t"))]))
+        _until_waiting(watch, second.info.backend_pid)
+        first.commit()
+        thread.join(30)
+        assert "error" not in out, out
+        answers = out["value"]
+        assert [x["status"] for x in answers] == ["applied", "applied"], answers
+        assert answers[0]["added_columns"] == []  # the first group's column, found
+        stored = dict(watch.execute(
+            f"SELECT id::text, {column} FROM optiqoflow.{TARGET} WHERE tenant_id = %s AND id IN (%s, %s)",
+            (tenant, a, b)).fetchall())  # fmt: skip
+    assert stored == {a: "a", b: "b"}
+
+
+@pytest.mark.parametrize("first_ends", ["commit", "rollback"])
+def test_a_duplicate_retried_while_its_first_copy_sits_in_a_group(
+    db_dsn: str, tenant: str, first_ends: str
+) -> None:
+    """A sender retries a delivery (same delivery id) while its first copy is in a group
+    that has not committed: the retry waits for that group's key. The group commits: the
+    retry is a duplicate. The group fails as a whole (rolled back): the retry applies.
+    Either way the change is applied exactly once."""
+    payload = upsert(tenant, rec(new_id(), 1, title="once"))
+    delivery = f"retry-{uuid.uuid4().hex[:8]}"
+    with (psycopg.connect(db_dsn) as first, psycopg.connect(db_dsn, autocommit=True) as retry,
+          psycopg.connect(db_dsn, autocommit=True) as watch):
+        answers = group(first, [payload, upsert(tenant, rec(new_id(), 1, title="other"))], [delivery, None])
+        assert [x["status"] for x in answers] == ["applied", "applied"]
+        thread, out = _in_thread(lambda: apply(retry, payload, delivery_id=delivery))
+        _until_waiting(watch, retry.info.backend_pid)
+        first.commit() if first_ends == "commit" else first.rollback()
+        thread.join(30)
+        assert "error" not in out, out
+        assert out["value"]["status"] == ("duplicate" if first_ends == "commit" else "applied"), out
+        (applied,) = watch.execute(
+            "SELECT count(*) FROM optiqoflow.webhook_logs WHERE delivery_id = %s AND outcome = 'applied'",
+            (delivery,)).fetchone() or (0,)  # fmt: skip
+    assert applied == 1
