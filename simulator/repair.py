@@ -23,6 +23,7 @@ webhook channel, signed like any delivery.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -187,6 +188,29 @@ async def _scoped_full_sync(
         channel.stats.rows_sent += len(batch)
 
 
+async def _scoped_full_syncs(
+    channel: Channel,
+    table: str,
+    tenant: str,
+    subs: list[str],
+    records: list[Any],
+    read_at: str,
+    batch_size: int,
+) -> None:
+    """The scoped FULL_SYNCs of the sub-buckets `subs`, one after the other: a run names
+    at most 256 buckets."""
+    by_sub: dict[str, list[Any]] = {}
+    for r in records:
+        by_sub.setdefault(
+            hashlib.md5(str(r["id"]).encode(), usedforsecurity=False).hexdigest()[:4], []
+        ).append(r)
+    for i in range(0, len(subs), 256):
+        part = subs[i : i + 256]
+        rows = [r for sub in part for r in by_sub.get(sub, [])]
+        await _scoped_full_sync(channel, table, tenant, part, rows, read_at, batch_size)
+        channel.stats.scoped_runs += 1
+
+
 async def repair_pair(
     channel: Channel,
     src: psycopg.Connection[Any],
@@ -233,14 +257,13 @@ async def repair_pair(
         if not subs:
             continue  # changed meanwhile: look again
         records = await asyncio.to_thread(_rows, src, table, tenant, subs)
-        send = _scoped_full_sync(channel, table, tenant, subs, records, read_at, batch_size)
+        send = _scoped_full_syncs(channel, table, tenant, subs, records, read_at, batch_size)
         if scope is None:
             await send
         else:  # the source's figures of the buckets being repaired, read meanwhile
             ahead, _ = await asyncio.gather(
                 asyncio.to_thread(_look, src, query2, tenant, scope), send
             )
-        stats.scoped_runs += 1
     return False
 
 
