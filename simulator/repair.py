@@ -168,26 +168,6 @@ async def _compare(
     return sorted(k for k in set(theirs) | set(ours) if _same(theirs.get(k)) != _same(ours.get(k)))
 
 
-async def _scoped_full_sync(
-    channel: Channel,
-    table: str,
-    tenant: str,
-    subs: list[str],
-    records: list[Any],
-    read_at: str,
-    batch_size: int,
-) -> None:
-    """A FULL_SYNC limited to the sub-buckets `subs`, with every source row of them."""
-    sync_id = f"repair-{uuid.uuid4().hex[:12]}"
-    for offset in range(0, max(len(records), 1), batch_size):
-        batch = records[offset : offset + batch_size]
-        await channel.post({"type": "FULL_SYNC", "table": table, "tenant_id": tenant,
-                            "sync_id": sync_id, "buckets": subs, "offset": offset,
-                            "total": len(records), "occurred_at": read_at,
-                            "records": batch})  # fmt: skip
-        channel.stats.rows_sent += len(batch)
-
-
 async def _scoped_full_syncs(
     channel: Channel,
     table: str,
@@ -197,8 +177,8 @@ async def _scoped_full_syncs(
     read_at: str,
     batch_size: int,
 ) -> None:
-    """The scoped FULL_SYNCs of the sub-buckets `subs`, one after the other: a run names
-    at most 256 buckets."""
+    """FULL_SYNCs limited to the sub-buckets `subs`, with every source row of them: one
+    run per 256 sub-buckets (a run names at most 256 buckets), one after the other."""
     by_sub: dict[str, list[Any]] = {}
     for r in records:
         by_sub.setdefault(
@@ -207,7 +187,14 @@ async def _scoped_full_syncs(
     for i in range(0, len(subs), 256):
         part = subs[i : i + 256]
         rows = [r for sub in part for r in by_sub.get(sub, [])]
-        await _scoped_full_sync(channel, table, tenant, part, rows, read_at, batch_size)
+        sync_id = f"repair-{uuid.uuid4().hex[:12]}"
+        for offset in range(0, max(len(rows), 1), batch_size):
+            batch = rows[offset : offset + batch_size]
+            await channel.post({"type": "FULL_SYNC", "table": table, "tenant_id": tenant,
+                                "sync_id": sync_id, "buckets": part, "offset": offset,
+                                "total": len(rows), "occurred_at": read_at,
+                                "records": batch})  # fmt: skip
+            channel.stats.rows_sent += len(batch)
         channel.stats.scoped_runs += 1
 
 
