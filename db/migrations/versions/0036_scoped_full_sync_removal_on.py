@@ -1,10 +1,10 @@
-"""RECONCILE ours: our figures, compared by the source
+"""scoped FULL_SYNC removal: one md5 per row
 
-Frozen function copies: optiqoflow/_reconcile.sql
+Frozen function copies: optiqoflow/full_sync_batch.sql
 
-Revision ID: 0032_reconcile_ours_our_figures
-Revises: 0031_drop_stale_full_sync_batch
-Create Date: 2026-12-07T21:26:00+00:00
+Revision ID: 0036_scoped_full_sync_removal_on
+Revises: 0035_reconcile_ours_our_figures
+Create Date: 2026-12-07T21:26:16+00:00
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from alembic import op
 from optiqoflow_db.migrations.freeze import apply_revision, own_everything, revert_revision
 
-revision = '0032_reconcile_ours_our_figures'
-down_revision = '0031_drop_stale_full_sync_batch'
+revision = '0036_scoped_full_sync_removal_on'
+down_revision = '0035_reconcile_ours_our_figures'
 branch_labels = None
 depends_on = None
 
