@@ -11,13 +11,13 @@ outbox trigger dropped). Through `optiqoflow serve`, one request at a time:
                  source builds it (optiqo._pushed of each row), reading included
   lost           10 changes on the source that are never delivered: 4 updates (a newer
                  version), 3 inserts, 3 deletes
-  repair         simulator/repair.py's loop for the tenant x table: one read of the
-                 source's rows for its sub-bucket figures (the query
-                 optiqoflow.fingerprint_query gives, run on the source), a RECONCILE of the
-                 256 buckets with "sub_buckets": true (one read of ours: the differing
-                 buckets and our figures of their sub-buckets), a FULL_SYNC limited to the
-                 differing sub-buckets, and the RECONCILE that finds the table equal;
-                 fingerprinting on both sides included
+  repair         simulator/repair.py's loop for the tenant x table: the 256 buckets'
+                 figures of both sides read side by side (the source runs the query
+                 optiqoflow.fingerprint_query gives while a RECONCILE with "ours": true
+                 reads ours), the same for the sub-buckets of the differing buckets, a
+                 FULL_SYNC limited to the differing sub-buckets, and the RECONCILE of the
+                 repaired buckets that finds them equal; fingerprinting on both sides
+                 included
   full re-sync   the other way to repair: FULL_SYNC of every row again (the rows are there:
                  most records are duplicates)
 

@@ -108,8 +108,13 @@ _ANSWER_PROPERTIES: dict[str, Any] = {
     "differing": {"type": "integer", "minimum": 0, "description": "RECONCILE: buckets that differ."},
     "buckets": {
         "type": "array",
-        "description": "RECONCILE: the buckets whose figures differ, with ours.",
+        "description": "RECONCILE: the buckets whose figures differ, with ours (with ours: every "
+        "bucket of the scope where we hold rows).",
         "items": _ref("BucketFigures"),
+    },
+    "ours": {
+        "const": True,
+        "description": "RECONCILE with ours: buckets holds our figures, nothing was compared.",
     },
     "pairs_left_out": {
         "type": "integer",
@@ -429,9 +434,14 @@ def _template() -> dict[str, Any]:
                 "ReconcilePayload": {
                     "type": "object",
                     "description": "Our extension: a source's bucket figures of one tenant x table; "
-                    "the answer lists the buckets that differ, with ours. Changes no data, never a "
+                    "the answer lists the buckets that differ, with ours (or, with ours, our "
+                    "figures of every bucket, compared by the source). Changes no data, never a "
                     "duplicate, logged like any delivery. Malformed figures: OF026.",
-                    "required": ["type", "table", "tenant_id", "read_at", "buckets"],
+                    "required": ["type", "table", "tenant_id", "read_at"],
+                    "anyOf": [
+                        {"required": ["buckets"]},
+                        {"required": ["ours"], "properties": {"ours": {"const": True}}},
+                    ],
                     "properties": {
                         "type": {"const": "RECONCILE", "description": "Matched case-insensitively."},
                         "table": _ref("SourceTable"),
@@ -459,13 +469,19 @@ def _template() -> dict[str, Any]:
                             "description": "With 2 digits: also answer our figures of the "
                             "sub-buckets of the first 16 differing buckets, from the same read.",
                         },
+                        "ours": {
+                            "type": "boolean",
+                            "description": "true: compare nothing and answer our figures of "
+                            "every bucket of the scope where we hold rows; without buckets, pairs "
+                            "and sub_buckets.",
+                        },
                         "buckets": {
                             "type": "object",
                             "propertyNames": _ref("Bucket"),
                             "additionalProperties": _ref("Figures"),
                             "maxProperties": 4096,
-                            "description": "Every bucket of the scope that has rows at the source; "
-                            "one left out has none.",
+                            "description": "Required unless ours. Every bucket of the scope that "
+                            "has rows at the source; one left out has none.",
                         },
                         "event_id": {
                             "type": ["string", "number"],

@@ -1,11 +1,18 @@
 """The source's side of repair without peering (docs/payloads.md, "Repair without
-peering"): for each tenant x table, one read of the source's rows gives the figures of
-the 65,536 sub-buckets, rolled up into the 256 buckets'; a RECONCILE with those (and
-"sub_buckets": true) answers the buckets that differ with our figures of their
-sub-buckets (16 buckets per answer), so one read on each side finds the differing
-sub-buckets; then a FULL_SYNC limited to them, with every source row of them.
+peering"), for each tenant x table:
+
+1. the 256 buckets' figures of both sides, read side by side: a RECONCILE with "ours":
+   true reads ours while the source reads its rows, and the source compares;
+2. the same for the sub-buckets of the differing buckets ("digits": 4, "within", 16
+   buckets per request): a read of the rows of those buckets on each side;
+3. a FULL_SYNC limited to the differing sub-buckets, with every source row of them;
+   meanwhile the source reads its figures of the buckets being repaired;
+4. a RECONCILE of those buckets ("within") with the source's figures: we compare (and
+   log it); equal, done; otherwise steps 2 to 4 for the buckets that still differ.
+
 Repeated until a RECONCILE finds nothing (or `rounds` times: a bucket can differ while
-deliveries are in flight, and repairing it again is harmless).
+deliveries are in flight, and repairing it again is harmless). More than 16 differing
+buckets are looked at again from step 1.
 
 The figures are computed on the source with the query optiqoflow.fingerprint_query
 defines (the README's "exact query"); the simulator asks the destination for its text,
@@ -16,6 +23,7 @@ webhook channel, signed like any delivery.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
@@ -119,6 +127,77 @@ def _rows(src: psycopg.Connection[Any], table: str, tenant: str, subs: list[str]
     return rows
 
 
+def _read_at(src: psycopg.Connection[Any]) -> str:
+    row = src.execute(
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def _look(
+    src: psycopg.Connection[Any], query: str, tenant: str, within: list[str] | None
+) -> tuple[str, dict[str, Any]]:
+    """When the source read, and its figures (by `query`) of the rows of the 2-digit
+    buckets in `within` (None: all)."""
+    read_at = _read_at(src)
+    return read_at, _figures(src, query, tenant, within)
+
+
+async def _compare(
+    channel: Channel,
+    src: psycopg.Connection[Any],
+    query: str,
+    tenant: str,
+    table: str,
+    within: list[str] | None,
+) -> list[str]:
+    """The buckets (or, with `within`, the sub-buckets of those buckets) whose figures
+    differ: the source reads its rows while a RECONCILE with "ours" reads ours, then
+    compares the two sets of figures."""
+    read_at = await asyncio.to_thread(_read_at, src)
+    payload: dict[str, Any] = {"type": "RECONCILE", "table": table, "tenant_id": tenant,
+                               "read_at": read_at, "ours": True}  # fmt: skip
+    if within is not None:
+        payload.update(digits=4, within=within)
+    theirs, answer = await asyncio.gather(
+        asyncio.to_thread(_figures, src, query, tenant, within), channel.post(payload)
+    )
+    channel.stats.reconciles += 1
+    ours = {b["bucket"]: b for b in answer["buckets"]}
+    return sorted(k for k in set(theirs) | set(ours) if _same(theirs.get(k)) != _same(ours.get(k)))
+
+
+async def _scoped_full_syncs(
+    channel: Channel,
+    table: str,
+    tenant: str,
+    subs: list[str],
+    records: list[Any],
+    read_at: str,
+    batch_size: int,
+) -> None:
+    """FULL_SYNCs limited to the sub-buckets `subs`, with every source row of them: one
+    run per 256 sub-buckets (a run names at most 256 buckets), one after the other."""
+    by_sub: dict[str, list[Any]] = {}
+    for r in records:
+        by_sub.setdefault(
+            hashlib.md5(str(r["id"]).encode(), usedforsecurity=False).hexdigest()[:4], []
+        ).append(r)
+    for i in range(0, len(subs), 256):
+        part = subs[i : i + 256]
+        rows = [r for sub in part for r in by_sub.get(sub, [])]
+        sync_id = f"repair-{uuid.uuid4().hex[:12]}"
+        for offset in range(0, max(len(rows), 1), batch_size):
+            batch = rows[offset : offset + batch_size]
+            await channel.post({"type": "FULL_SYNC", "table": table, "tenant_id": tenant,
+                                "sync_id": sync_id, "buckets": part, "offset": offset,
+                                "total": len(rows), "occurred_at": read_at,
+                                "records": batch})  # fmt: skip
+            channel.stats.rows_sent += len(batch)
+        channel.stats.scoped_runs += 1
+
+
 async def repair_pair(
     channel: Channel,
     src: psycopg.Connection[Any],
@@ -131,53 +210,47 @@ async def repair_pair(
 ) -> bool:
     """Reconcile and repair one tenant x table; True when a RECONCILE found it equal."""
     stats = channel.stats
-    query4 = queries[1]  # the sub-buckets' query; the buckets' figures are rolled up from it
+    query2, query4 = queries
+    scope: list[str] | None = None  # the buckets to look at: all, then those repaired
+    ahead: tuple[str, dict[str, Any]] | None = None  # their figures, read during the FULL_SYNC
     for attempt in range(rounds + 1):
-        read_at = src.execute(
-            "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-        ).fetchone()
-        assert read_at is not None
-        # one read of the source's rows: the sub-buckets' figures, rolled up to the buckets'
-        theirs4 = await asyncio.to_thread(_figures, src, query4, tenant, None)
-        theirs2: dict[str, dict[str, Any]] = {}
-        for sub, f in theirs4.items():
-            b = theirs2.setdefault(sub[:2], {"rows": 0, "checksum": Decimal(0)})
-            b["rows"] += f["rows"]
-            b["checksum"] += Decimal(f["checksum"])
-        figures = {
-            b: {"rows": f["rows"], "checksum": str(f["checksum"])} for b, f in theirs2.items()
-        }
-        base = {"type": "RECONCILE", "table": table, "tenant_id": tenant, "read_at": read_at[0]}
-        # ... and one of ours: the differing buckets, with our figures of their sub-buckets
-        answer = await channel.post({**base, "sub_buckets": True, "buckets": figures})
-        stats.reconciles += 1
-        differing = [b["bucket"] for b in answer["buckets"]]
+        if scope is None:
+            # the 256 buckets: one read of the rows on each side, side by side
+            read_at = await asyncio.to_thread(_read_at, src)
+            differing = await _compare(channel, src, query2, tenant, table, None)
+        else:
+            # the buckets just repaired: their figures against ours (we compare, and log it)
+            if ahead is None:
+                ahead = await asyncio.to_thread(_look, src, query2, tenant, scope)
+            read_at, theirs = ahead
+            answer = await channel.post({"type": "RECONCILE", "table": table, "tenant_id": tenant,
+                                         "read_at": read_at, "within": scope,
+                                         "buckets": theirs})  # fmt: skip
+            stats.reconciles += 1
+            differing = [b["bucket"] for b in answer["buckets"]]
+        ahead = None
         if not differing:
             return True
         if attempt == rounds:
             break
         stats.rounds += 1
         stats.buckets_differing += len(differing)
-        covered = set(answer.get("sub_buckets_of", []))  # 16 at most: the rest next round
-        ours4: dict[str, Any] = answer.get("sub_buckets", {})
-        subs = sorted(
-            sub
-            for sub in {k for k in theirs4 if k[:2] in covered} | set(ours4)
-            if _same(theirs4.get(sub)) != _same(ours4.get(sub))
-        )
+        # their sub-buckets, 16 buckets at a time: a read of the rows of those buckets
+        subs: list[str] = []
+        for i in range(0, len(differing), 16):
+            subs += await _compare(channel, src, query4, tenant, table, differing[i : i + 16])
         stats.sub_buckets_differing += len(subs)
+        scope = differing if len(differing) <= 16 else None
         if not subs:
             continue  # changed meanwhile: look again
         records = await asyncio.to_thread(_rows, src, table, tenant, subs)
-        sync_id = f"repair-{uuid.uuid4().hex[:12]}"
-        for offset in range(0, max(len(records), 1), batch_size):
-            batch = records[offset : offset + batch_size]
-            await channel.post({"type": "FULL_SYNC", "table": table, "tenant_id": tenant,
-                                "sync_id": sync_id, "buckets": subs, "offset": offset,
-                                "total": len(records), "occurred_at": read_at[0],
-                                "records": batch})  # fmt: skip
-            stats.rows_sent += len(batch)
-        stats.scoped_runs += 1
+        send = _scoped_full_syncs(channel, table, tenant, subs, records, read_at, batch_size)
+        if scope is None:
+            await send
+        else:  # the source's figures of the buckets being repaired, read meanwhile
+            ahead, _ = await asyncio.gather(
+                asyncio.to_thread(_look, src, query2, tenant, scope), send
+            )
     return False
 
 

@@ -1316,3 +1316,7 @@ def test_bucket_figures_lineage_reconcile_and_a_scoped_full_sync_on_the_cluster(
                       (tenant, lost)).fetchone() == (1,)
     final, _ = deliver(cc, {**payload, "read_at": T(4)})
     assert final["differing"] == 0
+    # "ours": our figures, read on the worker, equal to the source's after the repair
+    ours, path = deliver(cc, {**base, "type": "RECONCILE", "read_at": T(4), "ours": True})
+    assert (ours["status"], ours["ours"], path) == ("applied", True, "worker")
+    assert {b["bucket"]: {"rows": b["rows"], "checksum": b["checksum"]} for b in ours["buckets"]} == theirs

@@ -6,12 +6,16 @@ repairs them over the signed webhook channel; the convergence check passes."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import aiohttp
 import psycopg
 import pytest
 
-from simulator import converge, simulate
+from simulator import converge, repair, simulate
+from simulator import source as simsource
 from tests.helpers import fresh_database
 from tests.http_helpers import SECRET, receiver_config, serving
 
@@ -71,3 +75,53 @@ def test_vanish_needs_the_destination(source_dsn: str) -> None:
     with pytest.raises(ValueError, match="vanish"):
         asyncio.run(simulate.run(opts, source_dsn))
     assert "vanish" not in simulate.parse_chaos("all")
+
+
+@pytest.mark.timeout(300)
+async def test_more_than_16_buckets_and_256_sub_buckets(source_dsn: str, db_dsn: str) -> None:
+    """A table the destination never received (600 rows: every bucket differs, and some
+    600 sub-buckets): the sub-buckets are compared 16 buckets at a time and repaired by
+    scoped runs of at most 256 sub-buckets each; then a RECONCILE of every bucket finds
+    the table equal."""
+    tenant = str(uuid.uuid4())
+    with psycopg.connect(source_dsn, autocommit=True) as c:
+        simsource.create_source(c, "many-subs", 1, {})
+        c.execute("DROP TRIGGER capture ON optiqo.sensor_readings")
+        c.execute("INSERT INTO optiqo.tenant_modules VALUES (%s, %s)", (tenant, list(simsource.MODULES)))
+        c.execute(
+            "INSERT INTO optiqo.sensor_readings (id, tenant_id, sensor_id, measured_at, created_at, updated_at) "
+            "SELECT gen_random_uuid(), %s, 's' || g, now(), now(), now() FROM generate_series(1, 600) g",
+            (tenant,),
+        )
+    with psycopg.connect(db_dsn) as t:
+        queries = tuple(
+            str(t.execute("SELECT optiqoflow.fingerprint_query('optiqo', 'sensor_readings', %s)", (d,)).fetchone()[0])  # type: ignore[index]
+            for d in (2, 4)
+        )
+    stats = repair.RepairStats()
+    async with (
+        serving(receiver_config(db_dsn, pool_max=6)) as ep,
+        aiohttp.ClientSession() as session,
+    ):
+        channel = repair.Channel(session, ep.url(), SECRET, stats)
+        with psycopg.connect(source_dsn, autocommit=True) as src:
+            ok = await repair.repair_pair(channel, src, (queries[0], queries[1]), tenant, "sensor_readings")
+    assert ok, stats.summary()
+    assert stats.buckets_differing > 16 and stats.sub_buckets_differing > 256
+    assert stats.scoped_runs == -(-stats.sub_buckets_differing // 256) and stats.rows_sent == 600
+    with psycopg.connect(db_dsn) as t:
+        assert count_rows(t, tenant) == 600
+        runs = t.execute(
+            "SELECT max(cardinality(buckets)), count(*) FILTER (WHERE state = 'complete') "
+            "FROM optiqoflow.sync_runs WHERE tenant_id = %s",
+            (tenant,),
+        ).fetchone()
+    assert runs == (256, stats.scoped_runs)
+
+
+def count_rows(t: psycopg.Connection[Any], tenant: str) -> int:
+    row = t.execute(
+        "SELECT count(*) FROM optiqoflow.sensor_readings WHERE tenant_id = %s", (tenant,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

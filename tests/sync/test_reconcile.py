@@ -167,6 +167,48 @@ def test_pairs_are_bounded(conn: Conn, tenant: str) -> None:
     assert sum(len(b["pairs"]) for b in with_pairs) <= 64 * 64
 
 
+def test_ours_answers_our_figures_and_compares_nothing(conn: Conn, tenant: str) -> None:
+    """ "ours": true answers our figures of every non-empty bucket of the scope (the
+    source reads its rows meanwhile and compares); nothing is compared, nothing changes."""
+    loaded(conn, tenant, 60)
+    before = data_snapshot(conn)
+    payload = {k: v for k, v in reconcile(tenant, {}).items() if k != "buckets"}
+    answer = apply(conn, {**payload, "ours": True})
+    assert answer["status"] == "applied" and answer["ours"] is True and answer["digits"] == 2
+    assert "differing" not in answer and "compared" not in answer
+    assert {b["bucket"]: {"rows": b["rows"], "checksum": b["checksum"]}
+            for b in answer["buckets"]} == figures(conn, tenant)  # fmt: skip
+    assert [b["bucket"] for b in answer["buckets"]] == sorted(figures(conn, tenant))
+    within = sorted(figures(conn, tenant))[:3]
+    deeper = apply(conn, {**payload, "ours": True, "digits": 4, "within": within})
+    assert {b["bucket"]: {"rows": b["rows"], "checksum": b["checksum"]}
+            for b in deeper["buckets"]} == figures(conn, tenant, 4, within)  # fmt: skip
+    assert deeper["within"] == within
+    assert data_snapshot(conn) == before
+    log = log_row(conn, answer["log_id"])
+    assert log["operation"] == "RECONCILE" and log["outcome"] == "applied"
+    assert "differing" not in log["detail"] and log["detail"]["read_at"] == READ_AT
+    # with "ours": false it is an ordinary RECONCILE
+    plain = apply(conn, reconcile(tenant, figures(conn, tenant), ours=False))
+    assert plain["differing"] == 0 and "ours" not in plain
+    # an empty table: no figures
+    other = new_id()
+    empty = apply(conn, {**payload, "tenant_id": other, "ours": True})
+    assert empty["status"] == "applied" and empty["buckets"] == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"ours": "yes"}, {"ours": True, "buckets": {}}, {"ours": True, "pairs": True},
+     {"ours": True, "sub_buckets": True}, {"ours": True, "digits": 4}],
+)  # fmt: skip
+def test_ours_compares_nothing(conn: Conn, tenant: str, change: dict[str, Any]) -> None:
+    payload = {k: v for k, v in reconcile(tenant, {}).items() if k != "buckets"}
+    answer = apply(conn, {**payload, **change})
+    assert answer["status"] == "refused", (change, answer)
+    assert answer["sqlstate"] == "OF026" and answer["hint"], (change, answer)
+
+
 def test_sub_buckets_are_bounded_by_within(conn: Conn, tenant: str) -> None:
     loaded(conn, tenant, 5)
     within = [f"{i:02x}" for i in range(16)]

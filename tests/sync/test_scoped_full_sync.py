@@ -89,6 +89,29 @@ def test_sub_buckets_of_4_digits(conn: Conn, tenant: str) -> None:
     assert set(before) - set(versions(conn, tenant)) == {victim}
 
 
+def test_buckets_of_2_and_4_digits_in_one_run(conn: Conn, tenant: str) -> None:
+    """A run naming buckets of both lengths removes the rows of each (its removal then
+    matches both lengths; a run of one length matches with one md5 per row)."""
+    by = spread(conn, tenant, 120)
+    b = busiest(by)
+    other = next(x for x in sorted(by, key=lambda x: -len(by[x])) if x != b)
+    victim2, victim4 = by[b][0], by[other][0]
+    sub = bucket_of(conn, victim4["id"], 4)
+    in_sub = [r for r in by[other] if bucket_of(conn, r["id"], 4) == sub and r is not victim4]
+    sent = [*by[b][1:], *in_sub]
+    before = versions(conn, tenant)
+    for total in (len(sent), None):  # completion with a total; offset 0 without one
+        answer = apply(conn, full_sync(tenant, sent, 0, total, f"mixed-{total}", buckets=[b, sub]))
+        assert answer["status"] == "applied", answer
+    assert set(before) - set(versions(conn, tenant)) == {victim2["id"], victim4["id"]}
+    # without a total, 4 digits only
+    last = by[b][1]
+    sub_b = bucket_of(conn, last["id"], 4)
+    answer = apply(conn, full_sync(tenant, [], 0, buckets=[sub_b]))
+    assert answer["removed"] == sum(1 for r in by[b][1:] if bucket_of(conn, r["id"], 4) == sub_b)
+    assert last["id"] not in versions(conn, tenant)
+
+
 def test_the_rules_of_a_run_hold(conn: Conn, tenant: str) -> None:
     """Versions: an older record does not overwrite a newer row; a row written after the
     run began is kept though the run does not carry it; a tombstone newer than a record

@@ -18,6 +18,9 @@ AS $$
 -- figures of the sub-buckets of the first 16 differing buckets ("sub_buckets_of"), so a
 -- source that computed its sub-bucket figures in its own one read finds the differing
 -- sub-buckets without a second RECONCILE.
+-- "ours": true (without "buckets", "pairs" or "sub_buckets"): compares nothing and answers
+-- our figures of every bucket of the scope where we hold rows, so a source can read its
+-- rows while we read ours and compare the figures itself.
 --
 -- Bounds (whatever the sender, signing secret included): at most 256 figures at 2 digits
 -- and 4,096 at 4; at most 4,096 pairs and 4,096 sub-bucket figures answered; cost, two
@@ -27,8 +30,10 @@ AS $$
 --
 -- Returns {"status": "applied", "table", "rows": 0, "digits", "within", "compared",
 --          "differing", "buckets": [{"bucket", "rows", "checksum"[, "pairs"]}],
---          "pairs_left_out", "sub_buckets_of", "sub_buckets", "read_at"}; malformed
--- figures raise OF026 (refused).
+--          "pairs_left_out", "sub_buckets_of", "sub_buckets", "read_at"}; with "ours":
+-- {"status", "table", "rows": 0, "digits", "within", "ours": true, "buckets" (every
+-- non-empty bucket of the scope, with our figures), "read_at"}; malformed figures raise
+-- OF026 (refused).
 DECLARE
     v_table    text := (optiqoflow._target_table(p_table)).target_table;
     v_digits   integer := 2;
@@ -36,6 +41,7 @@ DECLARE
     v_theirs   jsonb := p_payload -> 'buckets';
     v_pairs    boolean := false;
     v_sub      boolean := false;
+    v_only_ours boolean := false;   -- "ours": answer our figures, compare nothing
     v_ours     jsonb;   -- bucket -> [rows, checksum], ours, at v_digits
     v_ours4    jsonb;   -- the same at 4 digits, with sub_buckets
     v_deep     text[];
@@ -99,10 +105,32 @@ BEGIN
         RAISE EXCEPTION 'RECONCILE sub_buckets goes with buckets of 2 digits'
             USING ERRCODE = 'OF026', HINT = 'Send "digits": 2 (or none) with "sub_buckets": true.';
     END IF;
+    IF jsonb_typeof(p_payload -> 'ours') = 'boolean' THEN
+        v_only_ours := (p_payload ->> 'ours')::boolean;
+    ELSIF p_payload ? 'ours' AND jsonb_typeof(p_payload -> 'ours') <> 'null' THEN
+        RAISE EXCEPTION 'RECONCILE ours is true or false'
+            USING ERRCODE = 'OF026', HINT = '"ours": true asks for our figures of every bucket of the scope, compared by the source.';
+    END IF;
+    IF v_only_ours THEN
+        IF (p_payload ? 'buckets' AND jsonb_typeof(v_theirs) <> 'null') OR v_pairs OR v_sub THEN
+            RAISE EXCEPTION 'RECONCILE with ours compares nothing'
+                USING ERRCODE = 'OF026',
+                      HINT = 'With "ours": true, send no "buckets", "pairs" or "sub_buckets": the source compares our figures with its own.';
+        END IF;
+        -- one read of our rows, as for a comparison; at most 256 figures, or 16 x 256
+        SELECT coalesce(jsonb_agg(jsonb_build_object('bucket', f.bucket, 'rows', f.row_count,
+                                                     'checksum', f.checksum::text) ORDER BY f.bucket), '[]')
+          INTO v_diff
+          FROM optiqoflow.bucket_fingerprints(p_tenant_id, v_table, v_digits, v_within) f;
+        RETURN jsonb_strip_nulls(jsonb_build_object(
+            'status', 'applied', 'table', v_table, 'rows', 0,
+            'digits', v_digits, 'within', to_jsonb(v_within), 'ours', true,
+            'buckets', v_diff, 'read_at', p_payload -> 'read_at'));
+    END IF;
     IF jsonb_typeof(v_theirs) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'RECONCILE without buckets'
             USING ERRCODE = 'OF026',
-                  HINT = '"buckets": {"3f": {"rows": 12, "checksum": "..."}, ...}; a bucket left out has no rows.';
+                  HINT = '"buckets": {"3f": {"rows": 12, "checksum": "..."}, ...}; a bucket left out has no rows (or "ours": true for our figures).';
     END IF;
     -- every key a bucket of the scope (so at most 256, or 16 x 256), every value its figures
     SELECT x.k INTO v_bad
@@ -201,5 +229,5 @@ END
 $$;
 
 COMMENT ON FUNCTION optiqoflow._reconcile(uuid, text, jsonb) IS
-    'Internal: the answer to a RECONCILE delivery: the source''s bucket figures of a tenant x table compared with optiqoflow.bucket_fingerprints; the differing buckets with our figures (and, asked, our (id, version) pairs of small ones, or our sub-bucket figures of up to 16 of them). Reads only; bounded (256 or 4,096 figures, 4,096 pairs, 4,096 sub-bucket figures).';
+    'Internal: the answer to a RECONCILE delivery: the source''s bucket figures of a tenant x table compared with optiqoflow.bucket_fingerprints; the differing buckets with our figures (and, asked, our (id, version) pairs of small ones, or our sub-bucket figures of up to 16 of them); with "ours", our figures of every bucket, compared by the source. Reads only; bounded (256 or 4,096 figures, 4,096 pairs, 4,096 sub-bucket figures).';
 REVOKE ALL ON FUNCTION optiqoflow._reconcile(uuid, text, jsonb) FROM PUBLIC;
