@@ -2,7 +2,7 @@
 
 Deterministic (seeded), unique ids, versions (`updated_at`) that only move forward.
 Every generator returns a dict with exactly the columns of the source table
-(`/work/shared/optiqo/source-schema.sql`), `tenant_id` included as Optiqo sends it.
+(`simulator/optiqo_source_schema.sql`), `tenant_id` included as Optiqo sends it.
 `copy_line` turns such a dict into a line of PostgreSQL's COPY text format, so the COPY
 baseline loads exactly the same values.
 """
