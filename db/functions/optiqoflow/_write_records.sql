@@ -18,8 +18,8 @@ AS $$
 --
 -- Set-based: one statement per distinct key set (usually one per batch), each an
 -- INSERT ... SELECT FROM jsonb_populate_recordset ... ON CONFLICT DO UPDATE, run by the
--- table's generated writer (optiqoflow._writer: static SQL, plans cached per session),
--- run by optiqoflow._run_writer.
+-- table's generated writer (optiqoflow._writer: static SQL, plans cached per session, run
+-- by optiqoflow._run_writer).
 -- Within the batch a key present twice keeps its newest version (ON CONFLICT cannot
 -- affect one row twice in a statement).
 --
@@ -56,7 +56,7 @@ BEGIN
         END IF;
         v_keys := ARRAY(SELECT jsonb_object_keys(v_records -> 0));
         v_out := optiqoflow._run_writer(v_writer, p_tenant_id, p_table, v_records, v_keys,
-                                            v_now, v_xid, p_sync_run);
+                                        v_now, v_xid, p_sync_run);
         w := v_out._of_o_written; d := v_out._of_o_duplicate; s := v_out._of_o_stale;
         RETURN jsonb_build_object('written', w, 'duplicate', d, 'stale', s);
     END IF;
@@ -71,8 +71,8 @@ BEGIN
         -- what _analyse_records saw (p_info): one key set, no id twice, every record
         -- versioned - a FULL_SYNC batch as a source sends it: one statement, no passes
         v_out := optiqoflow._run_writer(v_writer, p_tenant_id, p_table, p_records,
-                                            ARRAY(SELECT jsonb_array_elements_text(p_info -> 'keys')),
-                                            v_now, v_xid, p_sync_run);
+                                        ARRAY(SELECT jsonb_array_elements_text(p_info -> 'keys')),
+                                        v_now, v_xid, p_sync_run);
         w := v_out._of_o_written; d := v_out._of_o_duplicate; s := v_out._of_o_stale;
         PERFORM set_config('plan_cache_mode', v_previous_mode, true);
         RETURN jsonb_build_object('written', w, 'duplicate', d, 'stale', s);
@@ -94,7 +94,7 @@ BEGIN
          GROUP BY ks
     LOOP
         v_out := optiqoflow._run_writer(v_writer, p_tenant_id, p_table, v_group, v_keys,
-                                            v_now, v_xid, p_sync_run);
+                                        v_now, v_xid, p_sync_run);
         w := v_out._of_o_written; d := v_out._of_o_duplicate; s := v_out._of_o_stale;
         v_written := v_written + w;
         v_duplicate := v_duplicate + d;
