@@ -141,8 +141,9 @@ def _generate_every_writer(c: psycopg.Connection[Any], tenant: str) -> int:
 
 
 def test_generated_writers_are_functions_like_any_other(conn: psycopg.Connection[Any], tenant: str) -> None:
-    """The generated writers come from one template; their output is held to the rules of
-    every function: documented, search_path pinned, not executable by PUBLIC."""
+    """The generated writers come from one template; their output, and every other
+    generated function, is held to the rules of every function: documented, search_path
+    pinned (or a SQL-standard body), not executable by PUBLIC."""
     assert _generate_every_writer(conn, tenant) >= conn.execute(
         "SELECT count(*) FROM optiqoflow.table_mappings").fetchone()[0]  # type: ignore[index]
     bad = conn.execute(
@@ -150,9 +151,9 @@ def test_generated_writers_are_functions_like_any_other(conn: psycopg.Connection
         SELECT p.proname
           FROM pg_proc p
          WHERE p.pronamespace = 'optiqoflow_gen'::regnamespace
-           AND p.proname <> 'tenant_claim_path'   -- set_tenant_claim's constant, not a writer
            AND (obj_description(p.oid, 'pg_proc') IS NULL
-                OR coalesce(array_to_string(p.proconfig, ','), '') NOT LIKE '%%search_path=pg_catalog, pg_temp%%'
+                OR (coalesce(array_to_string(p.proconfig, ','), '') NOT LIKE '%%search_path=pg_catalog, pg_temp%%'
+                    AND p.prosqlbody IS NULL)   -- set_tenant_claim's constant: a SQL-standard body
                 OR EXISTS (SELECT FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                             WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE'))
         """
