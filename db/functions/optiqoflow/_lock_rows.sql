@@ -35,12 +35,7 @@ BEGIN
                           FROM jsonb_array_elements(p_records) AS r(e)) END);
     -- a closed (erased) tenant writes nothing: checked under the lock, so a delivery
     -- that waited for optiqoflow.erase_tenant's first call sees its commit
-    IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
-                WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
-        RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
-            USING ERRCODE = 'OF028',
-                  HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
-    END IF;
+    PERFORM optiqoflow._refuse_closed_tenant(p_tenant_id);
 END
 $$;
 

@@ -34,10 +34,7 @@ BEGIN
         v_out := jsonb_set(v_out, '{old_record}', optiqoflow._policy_record(v_target, p_payload -> 'old_record'));
     END IF;
     IF jsonb_typeof(p_payload -> 'records') = 'array' THEN
-        v_out := jsonb_set(v_out, '{records}',
-                           coalesce((SELECT jsonb_agg(optiqoflow._policy_record(v_target, r) ORDER BY n)
-                                       FROM jsonb_array_elements(p_payload -> 'records') WITH ORDINALITY AS x(r, n)),
-                                    '[]'::jsonb));
+        v_out := jsonb_set(v_out, '{records}', optiqoflow._policy_records(v_target, p_payload -> 'records'));
     END IF;
     RETURN v_out;
 END

@@ -55,12 +55,7 @@ DECLARE
     c_max_pair_buckets constant integer := 64;
 BEGIN
     -- a closed (erased) tenant is answered nothing, and its log row names it not
-    IF EXISTS (SELECT FROM optiqoflow.tenant_erasures e
-                WHERE e.tenant_id = p_tenant_id AND e.readmitted_at IS NULL) THEN
-        RAISE EXCEPTION 'the tenant of this delivery was erased and is closed'
-            USING ERRCODE = 'OF028',
-                  HINT = 'Its deliveries are refused and kept nowhere until a DBA readmits it (optiqoflow.readmit_tenant).';
-    END IF;
+    PERFORM optiqoflow._refuse_closed_tenant(p_tenant_id);
     IF jsonb_typeof(p_payload -> 'read_at') IS DISTINCT FROM 'string'
        OR NOT optiqoflow._is_iso_timestamp_text(p_payload ->> 'read_at') THEN
         RAISE EXCEPTION 'RECONCILE without read_at'
@@ -89,28 +84,16 @@ BEGIN
         RAISE EXCEPTION 'RECONCILE of sub-buckets names the buckets they are in'
             USING ERRCODE = 'OF026', HINT = 'With "digits": 4, send "within": [up to 16 buckets of 2 hex digits].';
     END IF;
-    IF jsonb_typeof(p_payload -> 'pairs') = 'boolean' THEN
-        v_pairs := (p_payload ->> 'pairs')::boolean;
-    ELSIF p_payload ? 'pairs' AND jsonb_typeof(p_payload -> 'pairs') <> 'null' THEN
-        RAISE EXCEPTION 'RECONCILE pairs is true or false'
-            USING ERRCODE = 'OF026', HINT = '"pairs": true asks for our (id, version) pairs of small differing buckets.';
-    END IF;
-    IF jsonb_typeof(p_payload -> 'sub_buckets') = 'boolean' THEN
-        v_sub := (p_payload ->> 'sub_buckets')::boolean;
-    ELSIF p_payload ? 'sub_buckets' AND jsonb_typeof(p_payload -> 'sub_buckets') <> 'null' THEN
-        RAISE EXCEPTION 'RECONCILE sub_buckets is true or false'
-            USING ERRCODE = 'OF026', HINT = '"sub_buckets": true asks for our sub-bucket figures of the differing buckets.';
-    END IF;
+    v_pairs := optiqoflow._payload_flag(p_payload, 'pairs',
+                                        '"pairs": true asks for our (id, version) pairs of small differing buckets.');
+    v_sub := optiqoflow._payload_flag(p_payload, 'sub_buckets',
+                                      '"sub_buckets": true asks for our sub-bucket figures of the differing buckets.');
     IF v_sub AND v_digits <> 2 THEN
         RAISE EXCEPTION 'RECONCILE sub_buckets goes with buckets of 2 digits'
             USING ERRCODE = 'OF026', HINT = 'Send "digits": 2 (or none) with "sub_buckets": true.';
     END IF;
-    IF jsonb_typeof(p_payload -> 'ours') = 'boolean' THEN
-        v_only_ours := (p_payload ->> 'ours')::boolean;
-    ELSIF p_payload ? 'ours' AND jsonb_typeof(p_payload -> 'ours') <> 'null' THEN
-        RAISE EXCEPTION 'RECONCILE ours is true or false'
-            USING ERRCODE = 'OF026', HINT = '"ours": true asks for our figures of every bucket of the scope, compared by the source.';
-    END IF;
+    v_only_ours := optiqoflow._payload_flag(p_payload, 'ours',
+                                            '"ours": true asks for our figures of every bucket of the scope, compared by the source.');
     IF v_only_ours THEN
         IF (p_payload ? 'buckets' AND jsonb_typeof(v_theirs) <> 'null') OR v_pairs OR v_sub THEN
             RAISE EXCEPTION 'RECONCILE with ours compares nothing'
@@ -204,7 +187,7 @@ BEGIN
                 '         jsonb_agg(jsonb_build_array(t.id, to_char(t.updated_at AT TIME ZONE ''UTC'','
                 '                   ''YYYY-MM-DD"T"HH24:MI:SS.US"Z"'')) ORDER BY t.id) AS pairs'
                 '    FROM optiqoflow.%I t'
-                '   WHERE t.tenant_id = $1 AND left(md5(t.id::text), $3) = ANY ($2)'
+                '   WHERE t.tenant_id = $1 AND optiqoflow._in_buckets(t.id, $2, $3)'
                 '   GROUP BY 1) p', v_table)
             INTO v_found USING p_tenant_id, v_asked, v_digits;
             SELECT jsonb_agg(CASE WHEN e ->> 'bucket' = ANY (v_asked)

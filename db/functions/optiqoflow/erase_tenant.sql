@@ -103,8 +103,7 @@ BEGIN
           USING p_tenant_id, v_left;
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.' || v_table,
-                         coalesce((v_removed ->> ('optiqoflow.' || v_table))::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.' || v_table, v_n);
     END LOOP;
 
     -- 2. tombstones
@@ -114,8 +113,7 @@ BEGIN
                (SELECT u.target_table, u.id FROM optiqoflow.tombstones u WHERE u.tenant_id = p_tenant_id LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.tombstones',
-                         coalesce((v_removed ->> 'optiqoflow.tombstones')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.tombstones', v_n);
     END IF;
 
     -- 3. FULL_SYNC batches, then runs
@@ -126,8 +124,7 @@ BEGIN
                  WHERE c.tenant_id = p_tenant_id LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.sync_run_batches',
-                         coalesce((v_removed ->> 'optiqoflow.sync_run_batches')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.sync_run_batches', v_n);
     END IF;
     IF v_left > 0 THEN
         DELETE FROM optiqoflow.sync_runs r
@@ -135,8 +132,7 @@ BEGIN
            AND r.id IN (SELECT s.id FROM optiqoflow.sync_runs s WHERE s.tenant_id = p_tenant_id LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.sync_runs',
-                         coalesce((v_removed ->> 'optiqoflow.sync_runs')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.sync_runs', v_n);
     END IF;
 
     -- 4. the push log
@@ -146,8 +142,7 @@ BEGIN
            AND p.id IN (SELECT q.id FROM tenants.tenant_data_push_log q WHERE q.tenant_id = p_tenant_id LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('tenants.tenant_data_push_log',
-                         coalesce((v_removed ->> 'tenants.tenant_data_push_log')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'tenants.tenant_data_push_log', v_n);
     END IF;
 
     -- 5. the log rows of its deliveries keep time, table and outcome; their
@@ -165,8 +160,7 @@ BEGIN
                         WHERE w.tenant_id = p_tenant_id AND w.id = l.id AND w.received_at = l.received_at
                         RETURNING 1)
             SELECT (SELECT count(*) FROM k), (SELECT count(*) FROM u) INTO v_keys, v_n;
-            v_removed := v_removed || jsonb_build_object('optiqoflow.webhook_logs',
-                             coalesce((v_removed ->> 'optiqoflow.webhook_logs')::bigint, 0) + v_n);
+            v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.webhook_logs', v_n);
         ELSE
             WITH l AS (SELECT x.id, x.received_at, x.delivery_id, x.event_id FROM optiqoflow.webhook_logs x
                         WHERE x.tenant_id = p_tenant_id LIMIT v_left),
@@ -180,11 +174,9 @@ BEGIN
                         WHERE w.tenant_id = p_tenant_id AND w.id = l.id AND w.received_at = l.received_at
                         RETURNING 1)
             SELECT (SELECT count(*) FROM k), (SELECT count(*) FROM u) INTO v_keys, v_n;
-            v_scrubbed := v_scrubbed || jsonb_build_object('optiqoflow.webhook_logs',
-                              coalesce((v_scrubbed ->> 'optiqoflow.webhook_logs')::bigint, 0) + v_n);
+            v_scrubbed := optiqoflow._receipt_add(v_scrubbed, 'optiqoflow.webhook_logs', v_n);
         END IF;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.delivery_keys',
-                         coalesce((v_removed ->> 'optiqoflow.delivery_keys')::bigint, 0) + v_keys);
+        v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.delivery_keys', v_keys);
         v_left := v_left - v_n;
     END IF;
 
@@ -195,14 +187,11 @@ BEGIN
                              WHERE r.tenant_id = p_tenant_id
                                 OR strpos(r.payload::text, v_tenant) > 0
                                 OR (r.raw_body IS NOT NULL
-                                    AND (position(convert_to(v_tenant, 'UTF8') IN r.raw_body) > 0
-                                         OR position(convert_to(upper(v_tenant), 'UTF8') IN r.raw_body) > 0
-                                         OR position(convert_to(replace(v_tenant, '-', ''), 'UTF8') IN r.raw_body) > 0))
+                                    AND optiqoflow._body_names_tenant(r.raw_body, p_tenant_id))
                              LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.refused_deliveries',
-                         coalesce((v_removed ->> 'optiqoflow.refused_deliveries')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.refused_deliveries', v_n);
     END IF;
 
     -- 7. chart cache entries (of its charts and of the shared ones), then its own charts
@@ -215,16 +204,14 @@ BEGIN
                          LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('public.chart_data_cache',
-                         coalesce((v_removed ->> 'public.chart_data_cache')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'public.chart_data_cache', v_n);
     END IF;
     IF v_left > 0 THEN
         DELETE FROM public.charts c
          WHERE c.id IN (SELECT d.id FROM public.charts d WHERE d.tenant_id = p_tenant_id LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('public.charts',
-                         coalesce((v_removed ->> 'public.charts')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'public.charts', v_n);
     END IF;
 
     -- 8. receipts of its erased records, column tracking, views, roles given the tenant
@@ -234,15 +221,13 @@ BEGIN
          WHERE r.id IN (SELECT q.id FROM optiqoflow.record_erasures q WHERE q.tenant_id = p_tenant_id LIMIT v_left);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := v_left - v_n;
-        v_removed := v_removed || jsonb_build_object('optiqoflow.record_erasures',
-                         coalesce((v_removed ->> 'optiqoflow.record_erasures')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'optiqoflow.record_erasures', v_n);
     END IF;
     IF v_left > 0 THEN
         DELETE FROM tenants.tenant_column_access a WHERE a.tenant_id = p_tenant_id;
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_left := greatest(v_left - v_n, 0);
-        v_removed := v_removed || jsonb_build_object('tenants.tenant_column_access',
-                         coalesce((v_removed ->> 'tenants.tenant_column_access')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'tenants.tenant_column_access', v_n);
         v_n := 0;
         FOR v_table IN SELECT c.relname FROM pg_catalog.pg_class c
                         WHERE c.relnamespace = 'tenants'::regnamespace AND c.relkind = 'v'
@@ -254,8 +239,7 @@ BEGIN
             v_n := v_n + 1;
         END LOOP;
         PERFORM set_config('lock_timeout', v_previous, true);
-        v_removed := v_removed || jsonb_build_object('tenant views',
-                         coalesce((v_removed ->> 'tenant views')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'tenant views', v_n);
         v_n := 0;
         FOR v_role IN DELETE FROM tenants.role_tenants r WHERE r.tenant_id = p_tenant_id RETURNING r.role_name LOOP
             IF EXISTS (SELECT FROM pg_catalog.pg_roles x WHERE x.rolname = v_role) THEN
@@ -263,8 +247,7 @@ BEGIN
             END IF;
             v_n := v_n + 1;
         END LOOP;
-        v_removed := v_removed || jsonb_build_object('tenants.role_tenants',
-                         coalesce((v_removed ->> 'tenants.role_tenants')::bigint, 0) + v_n);
+        v_removed := optiqoflow._receipt_add(v_removed, 'tenants.role_tenants', v_n);
     END IF;
 
     v_done := v_chunk - v_left;

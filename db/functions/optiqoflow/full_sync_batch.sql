@@ -89,14 +89,12 @@ BEGIN
     -- column policies (optiqoflow.column_policies): blocked keys out, hashed values hashed
     IF jsonb_typeof(p_records) = 'array' AND EXISTS (SELECT FROM optiqoflow.column_policies cp
                                                       WHERE cp.target_table = v_table AND cp.policy <> 'keep') THEN
-        p_records := coalesce((SELECT jsonb_agg(optiqoflow._policy_record(v_table, r) ORDER BY n)
-                                 FROM jsonb_array_elements(p_records) WITH ORDINALITY AS x(r, n)), '[]'::jsonb);
+        p_records := optiqoflow._policy_records(v_table, p_records);
     END IF;
     v_info := optiqoflow._analyse_records(p_tenant_id, p_records, p_occurred_at);
     IF v_buckets IS NOT NULL AND EXISTS (
            SELECT FROM jsonb_array_elements(p_records) AS r(e)
-            WHERE left(md5((r.e ->> 'id')::uuid::text), 2) <> ALL (v_buckets)
-              AND left(md5((r.e ->> 'id')::uuid::text), 4) <> ALL (v_buckets)) THEN
+            WHERE NOT optiqoflow._in_buckets((r.e ->> 'id')::uuid, v_buckets)) THEN
         RAISE EXCEPTION 'a record of this FULL_SYNC is in none of its buckets'
             USING ERRCODE = 'OF027',
                   HINT = 'A scoped FULL_SYNC carries only rows whose left(md5(id::text), 2 or 4) is one of its buckets.';
@@ -186,8 +184,7 @@ BEGIN
             '  WHERE t.tenant_id = $1 AND t._of_sync_run IS DISTINCT FROM $2'
             '    AND t.id <> ALL (SELECT (e ->> ''id'')::uuid FROM jsonb_array_elements($3) e)'
             '    AND ($4::timestamptz IS NULL OR t.updated_at <= $4)'
-            '    AND ($5::text[] IS NULL OR CASE WHEN $6 > 0 THEN left(md5(t.id::text), $6) = ANY ($5)'
-            '         ELSE left(md5(t.id::text), 2) = ANY ($5) OR left(md5(t.id::text), 4) = ANY ($5) END)'
+            '    AND optiqoflow._in_buckets(t.id, $5, $6)'
             '  RETURNING 1) SELECT count(*) FROM gone', v_table)
         INTO v_removed USING p_tenant_id, v_run.id, p_records, v_snapshot_at, v_run.buckets, v_digits;
     END IF;
@@ -201,8 +198,7 @@ BEGIN
             '  WHERE t.tenant_id = $1 AND t._of_sync_run IS DISTINCT FROM $2'
             '    AND coalesce(pg_visible_in_snapshot(t._of_xid, $3), true)'
             '    AND ($6::timestamptz IS NULL OR t.updated_at <= $6)'
-            '    AND ($7::text[] IS NULL OR CASE WHEN $8 > 0 THEN left(md5(t.id::text), $8) = ANY ($7)'
-            '         ELSE left(md5(t.id::text), 2) = ANY ($7) OR left(md5(t.id::text), 4) = ANY ($7) END)'
+            '    AND optiqoflow._in_buckets(t.id, $7, $8)'
             '  RETURNING t.id, t.updated_at),'
             ' tomb AS (INSERT INTO optiqoflow.tombstones AS x (tenant_id, target_table, id, version, webhook_log_id)'
             '  SELECT $1, $4, g.id, g.updated_at, $5 FROM gone g'

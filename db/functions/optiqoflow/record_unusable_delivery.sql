@@ -21,10 +21,7 @@ BEGIN
     -- bytes naming a closed (erased) tenant are kept nowhere (optiqoflow.erase_tenant)
     -- SELECT 1, not SELECT: Citus cannot plan an empty target list over every shard
     IF EXISTS (SELECT 1 FROM optiqoflow.tenant_erasures e
-                WHERE e.readmitted_at IS NULL
-                  AND (position(convert_to(e.tenant_id::text, 'UTF8') IN p_body) > 0
-                       OR position(convert_to(upper(e.tenant_id::text), 'UTF8') IN p_body) > 0
-                       OR position(convert_to(replace(e.tenant_id::text, '-', ''), 'UTF8') IN p_body) > 0)) THEN
+                WHERE e.readmitted_at IS NULL AND optiqoflow._body_names_tenant(p_body, e.tenant_id)) THEN
         INSERT INTO optiqoflow.webhook_logs (outcome, error, sqlstate, rows)
         VALUES ('unusable', 'an unusable body naming a closed (erased) tenant: not kept', 'OF028', 0)
         RETURNING id INTO v_id;
