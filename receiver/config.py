@@ -95,7 +95,11 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         "Standard Webhooks: largest accepted distance, either way, between "
         "`webhook-timestamp` and the receiver's clock.",
     ),
-    EnvVar("OPTIQO_POOL_MIN", "2", "Database connections kept open."),
+    EnvVar(
+        "OPTIQO_POOL_MIN",
+        "2",
+        "Database connections kept open; idle ones are handed out most recently used first.",
+    ),
     EnvVar("OPTIQO_POOL_MAX", "10", "Most database connections open at once."),
     EnvVar(
         "OPTIQO_POOL_TIMEOUT_SECONDS",
