@@ -21,7 +21,9 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from optiqoflow_db import migrate
@@ -46,10 +48,16 @@ def round_of(conn: psycopg.Connection[tuple[object, ...]], tenant: str, n: int) 
                     "record": {"id": str(uuid.uuid4()), "updated_at": BASE, "title": "t", "status": "open"}})
         for _ in range(n)
     ]  # fmt: skip
+    return measured(conn, n, lambda i: conn.execute("SELECT optiqoflow.apply_webhook(%s::jsonb)", (bodies[i],)))
+
+
+def measured(conn: psycopg.Connection[Any], n: int, one: Callable[[int], object]) -> tuple[float, float | None]:
+    """one(0) ... one(n - 1), each a delivery on conn: (wall µs per delivery, the backend's
+    CPU µs per delivery or None)."""
     cpu0 = backend_cpu(conn.info.backend_pid)
     t0 = time.perf_counter()
-    for body in bodies:
-        conn.execute("SELECT optiqoflow.apply_webhook(%s::jsonb)", (body,))
+    for i in range(n):
+        one(i)
     wall = (time.perf_counter() - t0) / n * 1e6
     cpu1 = backend_cpu(conn.info.backend_pid)
     return wall, (None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / n * 1e6)
@@ -80,12 +88,8 @@ def main() -> None:
             for c in conns.values():
                 c.execute("SET synchronous_commit = off")
                 round_of(c, tenant, 50)  # warm-up: the tenant's views, the writer, caches
-            for r in range(a.rounds):
-                for which in (list(names) if r % 2 == 0 else list(reversed(names))):
-                    w, u = round_of(conns[which], tenant, a.events)
-                    wall[which].append(w)
-                    if u is not None:
-                        cpu[which].append(u)
+            take_rounds(a.rounds, lambda r: list(names) if r % 2 == 0 else list(reversed(names)),
+                        lambda k: round_of(conns[k], tenant, a.events), wall, cpu)
         finally:
             for c in conns.values():
                 c.close()
@@ -94,17 +98,36 @@ def main() -> None:
             for name in names.values():
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
+    print(f"Single INSERT deliveries, {a.rounds} rounds of {a.events} per database, alternating "
+          "(synchronous_commit off)\n")
+    report("revision", "head", wall, cpu)
+
+
+def take_rounds(rounds: int, order: Callable[[int], list[str]],
+                one: Callable[[str], tuple[float, float | None]],
+                wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    """`rounds` rounds of one(k) for each k in order(round), its figures appended."""
+    for r in range(rounds):
+        for k in order(r):
+            w, u = one(k)
+            wall[k].append(w)
+            if u is not None:
+                cpu[k].append(u)
+
+
+def report(what: str, base: str, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    """Print the Markdown table of per-round figures: one row per key of `wall`, the CPU
+    also as a ratio to `base`'s."""
+
     def spread(xs: list[float]) -> str:
         return f"{statistics.median(xs):.0f} ({min(xs):.0f}-{max(xs):.0f})" if xs else "n/a"
 
-    print(f"Single INSERT deliveries, {a.rounds} rounds of {a.events} per database, alternating "
-          "(synchronous_commit off)\n")
-    print("| revision | µs per delivery, median (min-max) | backend CPU µs per delivery | CPU ÷ head's |")
+    print(f"| {what} | µs per delivery, median (min-max) | backend CPU µs per delivery | CPU ÷ {base}'s |")
     print("|---|---|---|---|")
-    for which in names:
-        ratio = (f"{statistics.median(cpu[which]) / statistics.median(cpu['head']):.2f}x"
-                 if cpu[which] and cpu["head"] else "n/a")
-        print(f"| {which} | {spread(wall[which])} | {spread(cpu[which])} | {ratio} |")
+    for k in wall:
+        ratio = (f"{statistics.median(cpu[k]) / statistics.median(cpu[base]):.2f}x"
+                 if cpu[k] and cpu[base] else "n/a")
+        print(f"| {k} | {spread(wall[k])} | {spread(cpu[k])} | {ratio} |")
 
 
 if __name__ == "__main__":
