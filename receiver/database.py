@@ -179,7 +179,10 @@ class NewestFirst(deque[Any]):
     entries are not cached yet). Taken from the right instead, the few backends that
     suffice for the load serve it, warm, and the others stay idle until the pool closes
     them (max_idle), as PgBouncer serves by default (server_round_robin = 0). Under
-    full load every connection is busy anyway: nothing changes there."""
+    full load every connection is busy anyway: nothing changes there. psycopg_pool's
+    shrinking takes from the same end, so the connection it closes (one per max_idle,
+    ten minutes, while more than OPTIQO_POOL_MIN are open) is the newest idle one: the
+    next delivery after that may meet a cold backend once."""
 
     def popleft(self) -> Any:
         return self.pop()
