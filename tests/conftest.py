@@ -27,7 +27,7 @@ from optiqoflow_db import migrate
 from psycopg import sql
 
 from operations.embedded import EmbeddedPostgres, start_embedded
-from tests.helpers import PASSWORD, dsn_with_db, fresh_database
+from tests.helpers import DATABASES, PASSWORD, dsn_with_db, fresh_database
 
 
 def _docker_answers() -> bool:
@@ -40,24 +40,43 @@ def _docker_answers() -> bool:
         return False
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary files (the embedded test server's data, tmp_path, data folders) in
+    memory when /dev/shm is a tmpfs with room, unless TMPDIR says where: a test run
+    creates and deletes hundreds of thousands of files, which a disk file system may
+    make slow (see tests.helpers._Databases.keep_to_the_end)."""
+    shm = Path("/dev/shm")
+    if "TMPDIR" in os.environ or not shm.is_dir() or not os.access(shm, os.W_OK):
+        return
+    stat = os.statvfs(shm)
+    if stat.f_bavail * stat.f_frsize >= 4 * 2**30:
+        os.environ["TMPDIR"] = str(shm)  # subprocesses too
+        tempfile.tempdir = str(shm)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
     """DSN of a superuser connection to the server's maintenance database."""
     dsn = os.environ.get("OPTIQOFLOW_TEST_DSN")
     if dsn:
+        DATABASES.drop_leftovers(dsn)
+        DATABASES.keep_to_the_end(dsn)
         yield dsn
+        DATABASES.drain(dsn)
         return
     if os.environ.get("OPTIQOFLOW_TEST_DOCKER", "1") != "0" and _docker_answers():
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:18", driver=None) as pg:
             yield pg.get_connection_url()
+            DATABASES.drain(pg.get_connection_url())
         return
     with tempfile.TemporaryDirectory(prefix="optiqoflow-test-pg-") as tmp:
         server = start_embedded(Path(tmp) / "data")
         try:
             yield server.dsn
         finally:
+            DATABASES.drain(server.dsn)
             server.destroy()
 
 
@@ -70,6 +89,7 @@ def template_db(pg_admin_dsn: str) -> Iterator[str]:
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     migrate.upgrade(dsn_with_db(pg_admin_dsn, name))
     yield name
+    DATABASES.drain(pg_admin_dsn, name)  # its copies made ahead go first
     with psycopg.connect(pg_admin_dsn, autocommit=True) as c:
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 

@@ -32,7 +32,8 @@ def _blocked(dsn: str, query_like: str) -> Any:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as c:
             cur = await c.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                "'optiqoflow-receiver' AND wait_event_type = 'Lock' AND query LIKE %s",
+                "'optiqoflow-receiver' AND wait_event_type = 'Lock' AND query LIKE %s"
+                " AND datname = current_database()",
                 (query_like,),
             )
             row = await cur.fetchone()
@@ -174,6 +175,7 @@ async def test_a_group_that_fails_as_one_goes_one_by_one(db_dsn: str, tenant: st
             holder.execute(
                 "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE"
                 " '%%apply_webhook_group%%' AND application_name = 'optiqoflow-receiver'"
+                " AND datname = current_database()"
             )
 
             async def ungrouped() -> bool:

@@ -128,7 +128,7 @@ async def test_a_full_pool_queues_deliveries_at_the_gate_then_503(
                 deadline = time.monotonic() + 10
                 while watch.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND application_name = 'optiqoflow-receiver'"
+                    " AND application_name = 'optiqoflow-receiver' AND datname = current_database()"
                 ).fetchone() != (1,):
                     assert time.monotonic() < deadline, "the first delivery never waited"
                     await asyncio.sleep(0.05)
@@ -367,7 +367,7 @@ def test_sigterm_answers_every_delivery_queued_for_group_commit(db_dsn: str, sta
             deadline = time.monotonic() + 15
             while watch.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND application_name = 'optiqoflow-receiver'"
+                " AND application_name = 'optiqoflow-receiver' AND datname = current_database()"
             ).fetchone() != (1,):
                 assert time.monotonic() < deadline, "the first delivery never waited"
                 await asyncio.sleep(0.05)

@@ -41,7 +41,7 @@ def test_other_tenants_are_applied_while_a_large_envelope_runs(db_dsn: str) -> N
         worker = threading.Thread(target=run_envelope)
         worker.start()
         while not c.execute(
-            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'SELECT optiqoflow.apply_webhook%%' AND state = 'active' AND pid <> pg_backend_pid())"
+            "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE query LIKE 'SELECT optiqoflow.apply_webhook%%' AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database())"
         ).fetchone()[0]:  # type: ignore[index]
             pass
         during = [apply(c, upsert(other, rec(new_id(), 2, title=f"o{i}")))["status"] for i in range(5)]
