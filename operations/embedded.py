@@ -231,7 +231,8 @@ def stop_command(data_dir: Path) -> list[str]:
 # --- who uses a data folder ----------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """A process with this pid runs on this machine (perhaps another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -250,7 +251,7 @@ class Holder:
 
     @property
     def alive(self) -> bool:
-        return self.pid == os.getpid() or _alive(self.pid)
+        return self.pid == os.getpid() or process_alive(self.pid)
 
     def __str__(self) -> str:
         return f"`optiqoflow {self.command}` (pid {self.pid})"
@@ -350,7 +351,7 @@ class DataFolder:
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
-        return EmbeddedPostgres(self.pgdata, port) if _alive(pid) else None
+        return EmbeddedPostgres(self.pgdata, port) if process_alive(pid) else None
 
     def claim_for_receiver(self) -> None:
         """Become the folder's receiver; ReceiverRunning when another one is alive. (Held

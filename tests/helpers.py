@@ -27,6 +27,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from operations.embedded import process_alive
+
 PASSWORD = uuid.uuid4().hex  # of the LOGIN roles tests make (make_role)
 SOURCE = "adhoc_work_orders"  # Optiqo's name ...
 TARGET = "work_orders"  # ... and ours
@@ -353,7 +355,7 @@ class _Databases:
         with psycopg.connect(admin, autocommit=True) as c:
             names = [str(r[0]) for r in c.execute(
                 "SELECT datname FROM pg_database WHERE datname ~ '^optiqoflow_(t|tpl_)[0-9]+'")]
-        gone = [n for n in names if not _process_alive(int(re.findall(r"[0-9]+", n)[0]))]
+        gone = [n for n in names if not process_alive(int(re.findall(r"[0-9]+", n)[0]))]
         self._drop_all(admin, gone, force=False)
 
     def keep_to_the_end(self, admin: str) -> None:
@@ -429,16 +431,6 @@ class _Databases:
 
         with concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="test-drops") as drops:
             list(drops.map(drop, names))
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 DATABASES = _Databases()
