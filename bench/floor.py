@@ -24,7 +24,6 @@ counted in 10 ms ticks), and each kind's CPU over the naive one's. Prints Markdo
 from __future__ import annotations
 
 import argparse
-import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -33,10 +32,8 @@ import psycopg
 from optiqoflow_db import migrate
 from psycopg import sql
 
-from bench.envelope import BASE, _dsn
-from bench.locks import measured, report, take_rounds
-
-SOURCE, TARGET = "adhoc_work_orders", "work_orders"
+from bench.envelope import _dsn
+from bench.locks import insert_body, measured, new_record, report, take_rounds
 
 NAIVE = (
     "INSERT INTO optiqoflow.work_orders (tenant_id, id, updated_at, title, status) "
@@ -79,22 +76,17 @@ OURS = "SELECT optiqoflow.apply_webhook(%s::jsonb, %s)"
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-def _event() -> dict[str, str]:
-    return {"id": str(uuid.uuid4()), "updated_at": BASE, "title": "t", "status": "open"}
-
-
 def naive(conn: Conn, tenant: str) -> None:
-    e = _event()
+    e = new_record()
     conn.execute(NAIVE, (tenant, e["id"], e["updated_at"], e["title"], e["status"]))
 
 
 def floor(conn: Conn, tenant: str) -> None:
-    conn.execute(FLOOR, {"tenant": tenant, "delivery": str(uuid.uuid4()), **_event()})
+    conn.execute(FLOOR, {"tenant": tenant, "delivery": str(uuid.uuid4()), **new_record()})
 
 
 def ours(conn: Conn, tenant: str) -> None:
-    body = json.dumps({"type": "INSERT", "table": SOURCE, "tenant_id": tenant, "record": _event()})
-    conn.execute(OURS, (body, str(uuid.uuid4())))
+    conn.execute(OURS, (insert_body(tenant), str(uuid.uuid4())))
 
 
 KINDS: dict[str, Callable[[Conn, str], None]] = {"naive": naive, "floor": floor, "ours": ours}

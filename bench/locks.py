@@ -41,13 +41,20 @@ def backend_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / 100  # utime, stime in clock ticks (USER_HZ)
 
 
+def new_record() -> dict[str, str]:
+    """A new work order (a new id) at version BASE: what each delivery here writes."""
+    return {"id": str(uuid.uuid4()), "updated_at": BASE, "title": "t", "status": "open"}
+
+
+def insert_body(tenant: str) -> str:
+    """The body of a single INSERT delivery of a new_record() for `tenant`."""
+    return json.dumps({"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
+                       "record": new_record()})
+
+
 def round_of(conn: psycopg.Connection[tuple[object, ...]], tenant: str, n: int) -> tuple[float, float | None]:
     """n deliveries on conn: (wall µs per delivery, backend CPU µs per delivery or None)."""
-    bodies = [
-        json.dumps({"type": "INSERT", "table": "adhoc_work_orders", "tenant_id": tenant,
-                    "record": {"id": str(uuid.uuid4()), "updated_at": BASE, "title": "t", "status": "open"}})
-        for _ in range(n)
-    ]  # fmt: skip
+    bodies = [insert_body(tenant) for _ in range(n)]
     return measured(conn, n, lambda i: conn.execute("SELECT optiqoflow.apply_webhook(%s::jsonb)", (bodies[i],)))
 
 
